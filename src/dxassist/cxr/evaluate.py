@@ -1,0 +1,211 @@
+"""Evaluate a chest X-ray model on a manifest split, per data source and pooled.
+
+Metrics: one-vs-rest AUC per finding, abnormal (any pneumonia) vs normal AUC, macro-AUC,
+accuracy, sensitivity/specificity for "abnormal" at the model's priority and urgent
+thresholds, expected calibration error. 95 % confidence intervals by bootstrap resampling
+of *patients* (all images of a resampled patient move together).
+
+Rows labelled "pneumonia" (type unrecorded, NIH) count as abnormal and are left out of
+per-type metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from dxassist.cxr.manifest import ManifestRow, read_manifest
+from dxassist.cxr.metrics import roc_auc
+from dxassist.cxr.preprocess import preprocess
+from dxassist.cxr.runtime import CxrModel
+from dxassist.cxr.taxonomy import FINDINGS
+from dxassist.imaging import load_file
+
+Metric = Callable[[npt.NDArray[np.int64], npt.NDArray[np.float64]], float]
+
+
+@dataclass
+class Predictions:
+    rows: list[ManifestRow]
+    probabilities: npt.NDArray[np.float64]  # (N, 4)
+
+    @property
+    def targets(self) -> npt.NDArray[np.int64]:
+        return np.array([r.target for r in self.rows], dtype=np.int64)
+
+
+def predict_rows(
+    model: CxrModel, rows: list[ManifestRow], batch: int = 32, progress: bool = True
+) -> Predictions:
+    probs = np.zeros((len(rows), len(FINDINGS)), dtype=np.float64)
+    iterator: Any = range(0, len(rows), batch)
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(iterator, desc="predict", unit="batch")
+    for start in iterator:
+        chunk = rows[start : start + batch]
+        x = np.stack([preprocess(load_file(r.path).pixels, model.info.input_size) for r in chunk])
+        p, _ = model.infer(x.astype(np.float32))
+        probs[start : start + len(chunk)] = p
+    return Predictions(rows, probs)
+
+
+def ece(correct: npt.NDArray[np.bool_], confidence: npt.NDArray[np.float64], bins: int = 10) -> float:
+    """Expected calibration error of the top-class confidence (equal-width bins)."""
+    if len(confidence) == 0:
+        return float("nan")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            total += m.mean() * abs(correct[m].mean() - confidence[m].mean())
+    return float(total)
+
+
+def _metrics() -> dict[str, Metric]:
+    def abnormal_auc(t: npt.NDArray[np.int64], p: npt.NDArray[np.float64]) -> float:
+        return roc_auc(t != 0, 1.0 - p[:, 0])
+
+    def ovr(k: int) -> Metric:
+        def f(t: npt.NDArray[np.int64], p: npt.NDArray[np.float64]) -> float:
+            typed = t >= 0
+            return roc_auc(t[typed] == k, p[typed, k])
+
+        return f
+
+    def macro(t: npt.NDArray[np.int64], p: npt.NDArray[np.float64]) -> float:
+        vals = [ovr(k)(t, p) for k in range(len(FINDINGS))]
+        vals = [v for v in vals if not np.isnan(v)]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    def accuracy(t: npt.NDArray[np.int64], p: npt.NDArray[np.float64]) -> float:
+        typed = t >= 0
+        return float((p[typed].argmax(1) == t[typed]).mean()) if typed.any() else float("nan")
+
+    def calib(t: npt.NDArray[np.int64], p: npt.NDArray[np.float64]) -> float:
+        typed = t >= 0
+        q = p[typed]
+        return ece(q.argmax(1) == t[typed], q.max(1))
+
+    out: dict[str, Metric] = {"auc_abnormal": abnormal_auc, "macro_auc": macro}
+    for k, name in enumerate(FINDINGS):
+        out[f"auc_{name}"] = ovr(k)
+    out["accuracy"] = accuracy
+    out["ece"] = calib
+    return out
+
+
+def _operating_point(threshold: float) -> dict[str, Metric]:
+    def sens(t: npt.NDArray[np.int64], p: npt.NDArray[np.float64]) -> float:
+        pos = t != 0
+        return float(((1.0 - p[pos, 0]) >= threshold).mean()) if pos.any() else float("nan")
+
+    def spec(t: npt.NDArray[np.int64], p: npt.NDArray[np.float64]) -> float:
+        neg = t == 0
+        return float(((1.0 - p[neg, 0]) < threshold).mean()) if neg.any() else float("nan")
+
+    return {"sensitivity": sens, "specificity": spec}
+
+
+def bootstrap(
+    rows: list[ManifestRow],
+    targets: npt.NDArray[np.int64],
+    probs: npt.NDArray[np.float64],
+    metrics: dict[str, Metric],
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """Point estimate and 95 % percentile CI of each metric, resampling patients."""
+    patients = sorted({r.patient_id for r in rows})
+    index = {p: i for i, p in enumerate(patients)}
+    groups: list[list[int]] = [[] for _ in patients]
+    for i, r in enumerate(rows):
+        groups[index[r.patient_id]].append(i)
+    group_arrays = [np.array(g) for g in groups]
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[float]] = {k: [] for k in metrics}
+    for _ in range(n_boot):
+        pick = rng.integers(0, len(groups), len(groups))
+        idx = np.concatenate([group_arrays[j] for j in pick])
+        for k, f in metrics.items():
+            samples[k].append(f(targets[idx], probs[idx]))
+    out: dict[str, dict[str, float]] = {}
+    for k, f in metrics.items():
+        vals = np.array([v for v in samples[k] if not np.isnan(v)])
+        point = f(targets, probs)
+        lo, hi = (np.percentile(vals, [2.5, 97.5]) if len(vals) else (np.nan, np.nan))
+        out[k] = {"value": float(point), "ci_low": float(lo), "ci_high": float(hi)}
+    return out
+
+
+def evaluate(
+    model: CxrModel,
+    manifest: Path,
+    image_root: Path | None = None,
+    split: str = "test",
+    n_boot: int = 1000,
+) -> dict[str, Any]:
+    rows = [r for r in read_manifest(manifest, image_root) if r.split == split]
+    if not rows:
+        raise ValueError(f"{manifest} has no usable rows in split {split!r}")
+    preds = predict_rows(model, rows)
+    metrics = _metrics()
+    for name, thr in (
+        ("priority", model.info.thresholds.priority),
+        ("urgent", model.info.thresholds.urgent),
+    ):
+        for k, f in _operating_point(thr).items():
+            metrics[f"{k}_at_{name}"] = f
+    targets = preds.targets
+    report: dict[str, Any] = {
+        "model": {"name": model.info.name, "version": model.info.version},
+        "split": split,
+        "n_boot": n_boot,
+        "by_dataset": {},
+    }
+    datasets = sorted({r.dataset for r in rows})
+    for ds in [*datasets, "pooled"]:
+        sel = np.array([ds == "pooled" or r.dataset == ds for r in rows])
+        sub_rows = [r for r, s in zip(rows, sel, strict=True) if s]
+        counts = {lbl: sum(r.label == lbl for r in sub_rows) for lbl in sorted({r.label for r in sub_rows})}
+        report["by_dataset"][ds] = {
+            "images": len(sub_rows),
+            "patients": len({r.patient_id for r in sub_rows}),
+            "labels": counts,
+            "metrics": bootstrap(sub_rows, targets[sel], preds.probabilities[sel], metrics, n_boot),
+        }
+    return report
+
+
+def format_table(report: dict[str, Any]) -> str:
+    cols = ["auc_abnormal", "macro_auc", "accuracy", "sensitivity_at_priority",
+            "specificity_at_priority", "ece"]
+    lines = [
+        "| dataset | images | " + " | ".join(cols) + " |",
+        "|---|---|" + "---|" * len(cols),
+    ]
+    for ds, block in report["by_dataset"].items():
+        cells = []
+        for c in cols:
+            m = block["metrics"][c]
+            cells.append(
+                "n/a" if np.isnan(m["value"])
+                else f"{m['value']:.3f} ({m['ci_low']:.3f}–{m['ci_high']:.3f})"
+            )
+        lines.append(f"| {ds} | {block['images']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(report: dict[str, Any], out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out_dir / "summary.md").write_text(format_table(report) + "\n")

@@ -1,0 +1,73 @@
+"""The one object every chest radiograph becomes, whatever file it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+FRONTAL_VIEWS = frozenset({"PA", "AP", "AP SUPINE"})
+LATERAL_VIEWS = frozenset({"LL", "RL", "LAT", "LATERAL", "RLD", "LLD"})
+
+
+@dataclass(frozen=True)
+class RadiographMeta:
+    """Metadata of a radiograph; every field is optional except the source format.
+
+    Attributes
+    ----------
+    source_format:
+        ``"dicom"``, ``"png"`` or ``"jpeg"``.
+    modality:
+        DICOM Modality (``CR``, ``DX``, ``OT``...) or ``None`` for plain images.
+    view_position:
+        DICOM ViewPosition upper-cased (``PA``, ``AP``, ``LL``...) or ``None``.
+    photometric:
+        Photometric interpretation of the *stored* pixels (``MONOCHROME1``, ``MONOCHROME2``,
+        ``RGB``...), or the PIL mode for plain images.
+    """
+
+    source_format: str
+    modality: str | None = None
+    sop_class_uid: str | None = None
+    view_position: str | None = None
+    body_part: str | None = None
+    rows: int = 0
+    columns: int = 0
+    pixel_spacing_mm: tuple[float, float] | None = None
+    photometric: str | None = None
+    bits_stored: int | None = None
+    manufacturer: str | None = None
+    patient_name: str | None = None
+    patient_id: str | None = None
+    patient_age_years: float | None = None
+    patient_sex: str | None = None
+    burned_in_annotation: str | None = None
+    presentation_intent: str | None = None
+    study_instance_uid: str | None = None
+    series_instance_uid: str | None = None
+    sop_instance_uid: str | None = None
+    transfer_syntax_uid: str | None = None
+    windowing: str | None = None
+
+
+@dataclass
+class Radiograph:
+    """Display-ready pixels plus metadata.
+
+    ``pixels`` is a 2-D float32 array in [0, 1] in which bone (and air-free tissue) is
+    bright and air is dark, i.e. the way a radiologist looks at a chest film, with any
+    Modality LUT, VOI LUT / window and Presentation LUT already applied.
+    ``warnings`` collects things the loader noticed but could work around (e.g. a
+    character set it could not decode); they are shown to the user, never swallowed.
+    """
+
+    pixels: npt.NDArray[np.float32]
+    meta: RadiographMeta
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def is_lateral(self) -> bool:
+        view = (self.meta.view_position or "").upper()
+        return view in LATERAL_VIEWS

@@ -1,0 +1,121 @@
+"""The one place where the rooms are composed: file → Radiograph → read → report.
+
+    imaging.load_file → cxr.runtime (preprocess, ONNX, CAM) → triage → heatmap PNG
+                      → warnings (view, size, age, burned-in text) → ReadResult
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dxassist.cxr.heatmap import write_overlay
+from dxassist.cxr.runtime import CxrModel, ModelInfo, Reading
+from dxassist.imaging import load_file
+from dxassist.imaging.radiograph import Radiograph
+
+#: Radiographs with a shorter side below this are flagged: detail is lost.
+MIN_SIDE_PX = 256
+
+
+@dataclass
+class ReadResult:
+    """Everything the CLI, API and exporters report for one file."""
+
+    file: str
+    radiograph: Radiograph
+    reading: Reading
+    model: ModelInfo
+    heatmap: Path | None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        meta = self.radiograph.meta
+        return {
+            "file": self.file,
+            "model": {"name": self.model.name, "version": self.model.version},
+            "probabilities": {k: round(v, 6) for k, v in self.reading.probabilities.items()},
+            "abnormal": round(self.reading.abnormal, 6),
+            "priority": str(self.reading.priority),
+            "top_finding": self.reading.top_finding,
+            "heatmap": str(self.heatmap) if self.heatmap is not None else None,
+            "heatmap_finding": self.reading.heatmap_finding,
+            "warnings": list(self.warnings),
+            "image": {
+                "modality": meta.modality,
+                "view": meta.view_position,
+                "rows": meta.rows,
+                "columns": meta.columns,
+                "photometric": meta.photometric,
+            },
+        }
+
+
+def input_warnings(radiograph: Radiograph, model: ModelInfo) -> list[str]:
+    """Conditions under which the read should be trusted less, in plain words."""
+    meta = radiograph.meta
+    out: list[str] = []
+    if radiograph.is_lateral:
+        out.append(
+            f"lateral view (ViewPosition {meta.view_position}): the model was trained and "
+            "validated on frontal (PA/AP) films only; this read is not reliable"
+        )
+    rows, cols = radiograph.pixels.shape
+    if min(rows, cols) < MIN_SIDE_PX:
+        out.append(
+            f"small image ({cols}x{rows} px, under {MIN_SIDE_PX} px): fine detail is lost; "
+            "send the original-resolution film if there is one"
+        )
+    age = meta.patient_age_years
+    if age is not None and not any(lo <= age < hi for lo, hi in model.validated_age_ranges):
+        ranges = ", ".join(f"{lo:g}-{hi:g} y" for lo, hi in model.validated_age_ranges)
+        out.append(
+            f"patient age {age:g} y is outside the ages the model was validated on ({ranges})"
+        )
+    if (meta.burned_in_annotation or "").upper() == "YES":
+        out.append(
+            "Burned In Annotation = YES: the image carries burned-in text, which may hold "
+            "patient identity and can distract the model"
+        )
+    return out
+
+
+def heatmap_path(heatmap_dir: Path, file: Path, taken: set[Path]) -> Path:
+    """``<dir>/<stem>_heatmap.png``, numbered when two inputs share a stem."""
+    candidate = heatmap_dir / f"{file.stem}_heatmap.png"
+    n = 2
+    while candidate in taken:
+        candidate = heatmap_dir / f"{file.stem}_{n}_heatmap.png"
+        n += 1
+    taken.add(candidate)
+    return candidate
+
+
+def read_file(
+    path: Path,
+    model: CxrModel,
+    heatmap_to: Path | None,
+) -> ReadResult:
+    """Read one file end to end. Raises ``DxAssistError`` subclasses for bad input."""
+    t0 = time.perf_counter()
+    radiograph = load_file(path)
+    t1 = time.perf_counter()
+    reading = model.read(radiograph)
+    heatmap: Path | None = None
+    t2 = time.perf_counter()
+    if heatmap_to is not None:
+        heatmap = write_overlay(heatmap_to, radiograph.pixels, reading.cam)
+    t3 = time.perf_counter()
+    reading.timings_ms["decode"] = (t1 - t0) * 1e3
+    reading.timings_ms["heatmap"] = (t3 - t2) * 1e3
+    warnings = [*radiograph.warnings, *input_warnings(radiograph, model.info)]
+    return ReadResult(
+        file=str(path),
+        radiograph=radiograph,
+        reading=reading,
+        model=model.info,
+        heatmap=heatmap,
+        warnings=warnings,
+    )
