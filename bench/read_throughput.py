@@ -48,6 +48,7 @@ def default_manifest() -> Path:
 def densenet_session(tmp: Path) -> Any:
     import onnxruntime as ort
     import torch
+
     from densenet121 import DenseNet121
 
     torch.manual_seed(0)

@@ -59,8 +59,8 @@ def _format_human(result: object) -> str:
     ]
     if result.heatmap is not None:
         lines.append(
-            f"  heatmap         {result.heatmap}  (evidence for "
-            f"{DISPLAY_NAMES[r.heatmap_finding].lower()})"
+            f"  heatmap         {result.heatmap}  (evidence for: "
+            f"{DISPLAY_NAMES[r.heatmap_finding]})"
         )
     if result.warnings:
         lines.append("  warnings")
@@ -90,9 +90,13 @@ def cmd_read(args: argparse.Namespace) -> int:
             result = read_file(path, model, target)
         except InputError as exc:
             status = EXIT_INPUT
-            _err(f"{name}: {exc}")
+            message = str(exc)
+            # one line that starts with the file name, whether or not the reason names it
+            for prefix in (f"{name}: ", f"{path}: "):
+                message = message.removeprefix(prefix)
+            _err(f"{name}: {message}")
             if args.json:
-                print(json.dumps({"file": name, "error": str(exc)}, ensure_ascii=False))
+                print(json.dumps({"file": name, "error": message}, ensure_ascii=False))
             continue
         except DxAssistError as exc:
             _err(f"{name}: {exc}")

@@ -1,7 +1,7 @@
 """The one place where the rooms are composed: file → Radiograph → read → report.
 
-    imaging.load_file → cxr.runtime (preprocess, ONNX, CAM) → triage → heatmap PNG
-                      → warnings (view, size, age, burned-in text) → ReadResult
+imaging.load_file → cxr.runtime (preprocess, ONNX, CAM) → triage → heatmap PNG
+                  → warnings (view, size, age, burned-in text) → ReadResult
 """
 
 from __future__ import annotations

@@ -57,7 +57,9 @@ def predict_rows(
     return Predictions(rows, probs)
 
 
-def ece(correct: npt.NDArray[np.bool_], confidence: npt.NDArray[np.float64], bins: int = 10) -> float:
+def ece(
+    correct: npt.NDArray[np.bool_], confidence: npt.NDArray[np.float64], bins: int = 10
+) -> float:
     """Expected calibration error of the top-class confidence (equal-width bins)."""
     if len(confidence) == 0:
         return float("nan")
@@ -96,7 +98,17 @@ def _metrics() -> dict[str, Metric]:
         q = p[typed]
         return ece(q.argmax(1) == t[typed], q.max(1))
 
-    out: dict[str, Metric] = {"auc_abnormal": abnormal_auc, "macro_auc": macro}
+    def bacterial_vs_viral(t: npt.NDArray[np.int64], p: npt.NDArray[np.float64]) -> float:
+        # among films labelled bacterial or viral (non-COVID) pneumonia, as in Kermany 2018
+        m = (t == 1) | (t == 2)
+        share = p[m, 1] / np.maximum(p[m, 1] + p[m, 2], 1e-12)
+        return roc_auc(t[m] == 1, share)
+
+    out: dict[str, Metric] = {
+        "auc_abnormal": abnormal_auc,
+        "macro_auc": macro,
+        "auc_bacterial_vs_viral": bacterial_vs_viral,
+    }
     for k, name in enumerate(FINDINGS):
         out[f"auc_{name}"] = ovr(k)
     out["accuracy"] = accuracy
@@ -142,7 +154,7 @@ def bootstrap(
     for k, f in metrics.items():
         vals = np.array([v for v in samples[k] if not np.isnan(v)])
         point = f(targets, probs)
-        lo, hi = (np.percentile(vals, [2.5, 97.5]) if len(vals) else (np.nan, np.nan))
+        lo, hi = np.percentile(vals, [2.5, 97.5]) if len(vals) else (np.nan, np.nan)
         out[k] = {"value": float(point), "ci_low": float(lo), "ci_high": float(hi)}
     return out
 
@@ -176,7 +188,10 @@ def evaluate(
     for ds in [*datasets, "pooled"]:
         sel = np.array([ds == "pooled" or r.dataset == ds for r in rows])
         sub_rows = [r for r, s in zip(rows, sel, strict=True) if s]
-        counts = {lbl: sum(r.label == lbl for r in sub_rows) for lbl in sorted({r.label for r in sub_rows})}
+        counts = {
+            lbl: sum(r.label == lbl for r in sub_rows)
+            for lbl in sorted({r.label for r in sub_rows})
+        }
         report["by_dataset"][ds] = {
             "images": len(sub_rows),
             "patients": len({r.patient_id for r in sub_rows}),
@@ -187,8 +202,14 @@ def evaluate(
 
 
 def format_table(report: dict[str, Any]) -> str:
-    cols = ["auc_abnormal", "macro_auc", "accuracy", "sensitivity_at_priority",
-            "specificity_at_priority", "ece"]
+    cols = [
+        "auc_abnormal",
+        "macro_auc",
+        "accuracy",
+        "sensitivity_at_priority",
+        "specificity_at_priority",
+        "ece",
+    ]
     lines = [
         "| dataset | images | " + " | ".join(cols) + " |",
         "|---|---|" + "---|" * len(cols),
@@ -198,7 +219,8 @@ def format_table(report: dict[str, Any]) -> str:
         for c in cols:
             m = block["metrics"][c]
             cells.append(
-                "n/a" if np.isnan(m["value"])
+                "n/a"
+                if np.isnan(m["value"])
                 else f"{m['value']:.3f} ({m['ci_low']:.3f}–{m['ci_high']:.3f})"
             )
         lines.append(f"| {ds} | {block['images']} | " + " | ".join(cells) + " |")

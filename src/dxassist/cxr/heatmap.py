@@ -23,7 +23,9 @@ def _resize(a: npt.NDArray[np.float32], width: int, height: int) -> npt.NDArray[
     return np.asarray(img.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
-def normalised_cam(cam: npt.NDArray[np.float32], width: int, height: int) -> npt.NDArray[np.float32]:
+def normalised_cam(
+    cam: npt.NDArray[np.float32], width: int, height: int
+) -> npt.NDArray[np.float32]:
     """CAM upsampled to width x height, negative evidence removed, scaled to [0, 1]."""
     up = np.maximum(_resize(cam, width, height), 0.0)
     peak = float(up.max())

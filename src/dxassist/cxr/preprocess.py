@@ -37,11 +37,13 @@ def resize(pixels: npt.NDArray[np.float32], size: int = INPUT_SIZE) -> npt.NDArr
 
 def normalise_contrast(pixels: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Map the 1st..99th percentile of the image to 0..1 and clip."""
-    low, high = np.percentile(pixels, [LOW_PERCENTILE, HIGH_PERCENTILE])
+    low, high = (float(v) for v in np.percentile(pixels, [LOW_PERCENTILE, HIGH_PERCENTILE]))
     if high - low < 1e-6:
         return np.zeros_like(pixels, dtype=np.float32)
-    out = (pixels - low) / (high - low)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    out: npt.NDArray[np.float32] = np.clip((pixels - low) / (high - low), 0.0, 1.0).astype(
+        np.float32
+    )
+    return out
 
 
 def preprocess(pixels: npt.NDArray[np.float32], size: int = INPUT_SIZE) -> npt.NDArray[np.float32]:

@@ -167,7 +167,9 @@ def mixed_nll(
 
 
 @torch.no_grad()
-def predict_logits(net: nn.Module, images: npt.NDArray[np.float16], batch: int = 64) -> torch.Tensor:
+def predict_logits(
+    net: nn.Module, images: npt.NDArray[np.float16], batch: int = 64
+) -> torch.Tensor:
     net.eval()
     out = [
         net(torch.from_numpy(images[i : i + batch].astype(np.float32)))
@@ -206,10 +208,10 @@ def fit_temperature(logits: torch.Tensor, targets: npt.NDArray[np.int64]) -> flo
     def closure() -> torch.Tensor:
         opt.zero_grad()
         loss = mixed_nll(logits / log_t.exp(), t)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         return loss
 
-    opt.step(closure)
+    opt.step(closure)  # type: ignore[no-untyped-call]
     return float(log_t.exp().item())
 
 
@@ -256,8 +258,17 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         state = torch.load(ckpt_path, weights_only=False)
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
         start_epoch, best_score, bad_epochs = state["epoch"] + 1, state["best"], state["bad"]
+        if state["sched"]["total_steps"] == cfg.epochs * steps_per_epoch:
+            sched.load_state_dict(state["sched"])
+        else:  # more (or fewer) epochs asked for: stretch the schedule from here on
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt,
+                max_lr=cfg.lr,
+                total_steps=cfg.epochs * steps_per_epoch,
+                pct_start=0.15,
+                last_epoch=start_epoch * steps_per_epoch - 1,
+            )
         history = state["history"]
         torch.set_rng_state(state["torch_rng"])
         log.info("resumed after epoch %d", state["epoch"] + 1)
@@ -275,7 +286,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             yb = torch.from_numpy(y_train[idx])
             loss = mixed_nll(net(xb), yb, weights, w_untyped)
             opt.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             sched.step()
             running = 0.9 * running + 0.1 * loss.item() if step else loss.item()
@@ -343,9 +354,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "temperature": temperature,
         "thresholds": thresholds,
         "validated_age_groups": age_groups,
-        "validated_age_years": [
-            list(AGE_RANGES[g]) for g in age_groups if g in AGE_RANGES
-        ],
+        "validated_age_years": [list(AGE_RANGES[g]) for g in age_groups if g in AGE_RANGES],
         "training": {
             "manifest": str(cfg.manifest),
             "train_images": len(x_train),

@@ -14,7 +14,6 @@ and, in pydicom 3.0, leaves the ``ESC $ ) A`` designator of ISO 2022 IR 58 in th
 
 from __future__ import annotations
 
-import codecs
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field

@@ -26,6 +26,17 @@ class RadiographMeta:
     photometric:
         Photometric interpretation of the *stored* pixels (``MONOCHROME1``, ``MONOCHROME2``,
         ``RGB``...), or the PIL mode for plain images.
+    pixel_spacing_mm:
+        (row, column) spacing from PixelSpacing, else ImagerPixelSpacing; ``None`` if
+        absent or not positive.
+    patient_age_years:
+        From PatientAge (``045Y``, ``006M``...; a bare number is read as years).
+    windowing:
+        How DICOM grey levels were mapped to [0, 1]: ``"voi_lut"`` (VOI LUT Sequence),
+        ``"window"`` (first Window Center/Width) or ``"percentile"`` (0.5-99.5th
+        percentile, when the file has neither); ``None`` for colour and plain images.
+    number_of_frames:
+        Frames in the file; only the first is loaded.
     """
 
     source_format: str
@@ -50,6 +61,7 @@ class RadiographMeta:
     sop_instance_uid: str | None = None
     transfer_syntax_uid: str | None = None
     windowing: str | None = None
+    number_of_frames: int = 1
 
 
 @dataclass

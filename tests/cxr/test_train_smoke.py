@@ -1,0 +1,74 @@
+"""`dxassist train` on a handful of real images: the whole path runs, ONNX matches PyTorch.
+
+This proves the training code works; it does not train a useful model (that takes the
+full run documented in the model card).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="training tests need the train extra (make test installs it)")
+
+from dxassist.cli import main
+from dxassist.cxr.runtime import CxrModel
+from dxassist.imaging import load_file
+
+
+def test_train_few_steps_exports_a_loadable_calibrated_model(
+    shared_data: Path, tmp_path: Path, rg1_uncr: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    code = main(
+        [
+            "train",
+            "--manifest",
+            str(shared_data / "cxr" / "manifest.csv"),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--limit",
+            "24",
+            "--batch-size",
+            "8",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    meta = json.loads((out / "dxassist-cxr-effnetlite0.json").read_text())
+    assert meta["training"]["onnx_max_abs_diff"] <= 1e-4
+    assert meta["training"]["train_images"] == 24 and meta["temperature"] > 0
+    assert 0.0 <= meta["thresholds"]["priority"] <= meta["thresholds"]["urgent"] <= 1.0
+    assert list((tmp_path / "cache").glob("train-*.npy"))
+    model = CxrModel.load(out / "dxassist-cxr-effnetlite0.onnx")
+    r = model.read(load_file(rg1_uncr))
+    assert sum(r.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    # resume continues from the checkpoint instead of starting again
+    code = main(
+        [
+            "train",
+            "--manifest",
+            str(shared_data / "cxr" / "manifest.csv"),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--limit",
+            "24",
+            "--batch-size",
+            "8",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--resume",
+        ]
+    )
+    assert code == 0
+    meta2 = json.loads((out / "dxassist-cxr-effnetlite0.json").read_text())
+    assert [h["epoch"] for h in meta2["training"]["history"]] == [1, 2]
+    assert np.isfinite(meta2["temperature"])
