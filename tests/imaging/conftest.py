@@ -33,6 +33,8 @@ CROP = (slice(600, 1112), slice(500, 1012))
 #: RG1's own window (Window Center 15000, Width 30000).
 RG1_WINDOW = (15000.0, 30000.0)
 
+PickImage = Callable[[str], Path]
+
 needs_dcmtk = pytest.mark.skipif(
     shutil.which("dcmcjpeg") is None,
     reason="dcmtk command-line tools not installed (apt-get install dcmtk)",
@@ -55,7 +57,7 @@ def cxr_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def pick_image(cxr_dir: Path) -> Callable[[str], Path]:
+def pick_image(cxr_dir: Path) -> PickImage:
     """Return the first image of a data set of the manifest (``"nih"``, ``"kermany"``...)."""
     with (cxr_dir / "manifest.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -179,9 +181,7 @@ def dcmtk(tool: str, *args: str | Path) -> None:
         pytest.fail(f"{tool} failed: {result.stdout}{result.stderr}")
 
 
-def window_expected(
-    values: np.ndarray, center: float, width: float, *, invert: bool
-) -> np.ndarray:
+def window_expected(values: np.ndarray, center: float, width: float, *, invert: bool) -> np.ndarray:
     """DICOM LINEAR window (PS3.3 C.11.2.1.2.1) written out independently of pydicom."""
     x = values.astype(np.float64)
     out = np.clip((x - (center - 0.5)) / (width - 1) + 0.5, 0.0, 1.0)
@@ -191,5 +191,5 @@ def window_expected(
 def percentile_expected(values: np.ndarray, *, invert: bool) -> np.ndarray:
     x = values.astype(np.float64)
     lo, hi = np.percentile(x, [0.5, 99.5])
-    out = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    out: np.ndarray = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
     return 1.0 - out if invert else out

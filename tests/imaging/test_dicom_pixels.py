@@ -7,23 +7,25 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from PIL import Image
 from pydicom.dataset import Dataset
-from pydicom.pixels import convert_color_space
+from pydicom.encaps import encapsulate
+from pydicom.pixels.processing import convert_color_space
 from pydicom.sequence import Sequence
 from pydicom.uid import (
     DigitalXRayImageStorageForPresentation,
     DigitalXRayImageStorageForProcessing,
+    JPEGBaseline8Bit,
     MultiFrameGrayscaleWordSecondaryCaptureImageStorage,
     SecondaryCaptureImageStorage,
 )
-from PIL import Image
 
 from dxassist.imaging import Radiograph, load_bytes, load_file
 
 from .conftest import (
-    CROP,
     RG1_WINDOW,
     MakeDataset,
+    PickImage,
     percentile_expected,
     window_expected,
     write,
@@ -42,7 +44,7 @@ def load_ds(ds: Dataset, tmp_path: Path, name: str = "derived.dcm") -> Radiograp
 def test_rg1_real_cr(rg1_loaded: Radiograph, rg1_stored: np.ndarray) -> None:
     px = rg1_loaded.pixels
     assert px.dtype == np.float32 and px.shape == (1955, 1841)
-    assert 0.0 <= px.min() and px.max() <= 1.0
+    assert px.min() >= 0.0 and px.max() <= 1.0
     # MONOCHROME1 + RG1's window, computed independently of the loader and pydicom
     np.testing.assert_allclose(px, window_expected(rg1_stored, C, W, invert=True), atol=1e-6)
     # bone bright: the spine/mediastinum column is brighter than the lung fields
@@ -208,6 +210,15 @@ def test_rescale_slope_intercept_feeds_the_window(
     np.testing.assert_allclose(load_ds(ds, tmp_path).pixels, crop_expected, atol=1e-6)
 
 
+def test_negative_rescale_slope(
+    make_dataset: MakeDataset, crop_stored: np.ndarray, tmp_path: Path, crop_expected: np.ndarray
+) -> None:
+    # stored values inverted, slope -1 inverts them back: RG1's window applies unchanged
+    stored = (32767 - crop_stored.astype(np.int32)).astype(np.uint16)
+    ds = make_dataset(stored, RescaleSlope=-1, RescaleIntercept=32767)
+    np.testing.assert_allclose(load_ds(ds, tmp_path).pixels, crop_expected, atol=1e-6)
+
+
 def test_modality_lut_sequence(
     make_dataset: MakeDataset, crop_stored: np.ndarray, tmp_path: Path, crop_expected: np.ndarray
 ) -> None:
@@ -317,13 +328,14 @@ def test_multiframe_takes_first_frame_with_warning(
 
 
 @pytest.fixture
-def kermany_rgb(pick_image: object) -> np.ndarray:
-    path = pick_image("kermany")  # type: ignore[operator]
+def kermany_rgb(pick_image: PickImage) -> np.ndarray:
+    path = pick_image("kermany")
     return np.asarray(Image.open(path).convert("RGB"))
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
-    return rgb[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114]) / 255.0
+    grey: np.ndarray = rgb[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    return grey / 255.0
 
 
 def _colour_ds(make_dataset: MakeDataset, rgb: np.ndarray, photometric: str) -> Dataset:
@@ -386,3 +398,63 @@ def test_load_bytes_equals_load_file(
     path = write(make_dataset(), tmp_path / "x.dcm")
     rg = load_bytes(path.read_bytes(), "upload.dcm")
     assert np.array_equal(rg.pixels, crop_expected)
+
+
+@pytest.mark.parametrize(
+    ("bits", "shift"),
+    [
+        pytest.param(8, -7, id="8-bit"),
+        pytest.param(12, -3, id="12-bit"),
+        pytest.param(16, 1, id="16-bit"),
+    ],
+)
+def test_bits_stored_8_to_16(
+    bits: int, shift: int, make_dataset: MakeDataset, crop_stored: np.ndarray, tmp_path: Path
+) -> None:
+    values = crop_stored >> -shift if shift < 0 else crop_stored << shift
+    dtype = np.uint8 if bits == 8 else np.uint16
+    ds = make_dataset(
+        values.astype(dtype), "MONOCHROME2", bits, WindowCenter=None, WindowWidth=None
+    )
+    rg = load_ds(ds, tmp_path)
+    assert rg.meta.bits_stored == bits
+    np.testing.assert_allclose(rg.pixels, percentile_expected(values, invert=False), atol=1e-6)
+
+
+def test_presentation_lut_sequence(
+    make_dataset: MakeDataset, crop_stored: np.ndarray, tmp_path: Path
+) -> None:
+    item = Dataset()
+    item.add_new(0x00283002, "US", [4096, 0, 12])
+    item.add_new(0x00283006, "OW", (4095 - np.arange(4096)).astype("<u2").tobytes())
+    ds = make_dataset(photometric="MONOCHROME2", PresentationLUTSequence=Sequence([item]))
+    rg = load_ds(ds, tmp_path)
+    # an inverting presentation LUT on a MONOCHROME2 image: like RG1's MONOCHROME1 display
+    expected = window_expected(crop_stored, C, W, invert=True)
+    assert np.abs(rg.pixels - expected).max() <= 1 / 4095 + 1e-6
+
+
+def test_jpeg_baseline_colour_dicom(
+    make_dataset: MakeDataset, pick_image: PickImage, tmp_path: Path
+) -> None:
+    # What secondary-capture converters do: wrap the JPEG file's codestream as it is.
+    path = pick_image("kermany")
+    jpeg = path.read_bytes()
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    ds = make_dataset(
+        rgb,
+        "RGB",
+        8,
+        Modality="OT",
+        SOPClassUID=SecondaryCaptureImageStorage,
+        WindowCenter=None,
+        WindowWidth=None,
+    )
+    ds.PhotometricInterpretation = "YBR_FULL_422"
+    ds.PixelData = encapsulate([jpeg])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    rg = load_ds(ds, tmp_path)
+    assert rg.meta.transfer_syntax_uid == JPEGBaseline8Bit
+    plain = load_file(path)
+    assert np.abs(rg.pixels - plain.pixels).mean() < 2 / 255

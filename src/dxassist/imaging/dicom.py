@@ -38,6 +38,7 @@ from pydicom.valuerep import PersonName
 
 from dxassist.errors import MissingDecoderError, NotARadiographError, UnreadableFileError
 from dxassist.imaging.charset import CharacterSet, decode_text, parse_character_set
+from dxassist.imaging.grey import rgb_to_grey
 from dxassist.imaging.radiograph import Radiograph, RadiographMeta
 from dxassist.imaging.sniff import guess_encapsulated_syntax
 
@@ -133,7 +134,6 @@ _UNSUPPORTED_SYNTAXES: dict[str, str] = {
 
 _AGE_RE = re.compile(r"^(\d{1,3})\s*([DWMY])$")
 _AGE_UNIT_YEARS = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0}
-_LUMA = np.array([0.299, 0.587, 0.114])
 
 
 def parse_age(value: str | None) -> tuple[float | None, str | None]:
@@ -230,12 +230,16 @@ class _Header:
 
     def value(self, keyword: str, convert: Callable[[Any], T]) -> T | None:
         """A converted (numeric, UID...) value, ``None`` with a warning if malformed."""
+        caught: list[str] = []
         try:
-            raw = self.ds.get(keyword)
-            return None if raw is None or raw == "" else convert(raw)
+            with _collect_warnings(caught):
+                raw = self.ds.get(keyword)
+                result = None if raw is None or raw == "" else convert(raw)
         except Exception:
             self.notes.append(f"{keyword}: malformed value; ignored")
             return None
+        self.notes.extend(f"{keyword}: {message}" for message in caught)
+        return result
 
 
 def _spacing(value: Any) -> tuple[float, float] | None:
@@ -297,7 +301,7 @@ def _transfer_syntax(ds: FileDataset, name: str, notes: list[str]) -> UID:
     else:
         guess = UID("1.2.840.10008.1.2.2")
     what = "no transfer syntax" if not declared else f"an invalid transfer syntax {declared!r}"
-    notes.append(f"DICOM file has {what} (no file meta information); read as {guess.name}")
+    notes.append(f"DICOM file has {what}; read as {guess.name}, guessed from the data")
     ds.file_meta.TransferSyntaxUID = guess
     return guess
 
@@ -321,6 +325,11 @@ def _check_image(ds: Dataset, header: _Header, name: str) -> tuple[str | None, s
             raise NotARadiographError(
                 f"{name}: DICOM file has floating-point pixel data ({sop_name}), which is "
                 "a derived map, not a radiograph; dxassist reads chest X-rays (CR/DX)"
+            )
+        if not any(k in ds for k in ("SOPClassUID", "Modality", "StudyInstanceUID", "Rows")):
+            raise UnreadableFileError(
+                f"{name}: not a valid DICOM file (no image and no identifying attributes "
+                "could be read); it is corrupt - export it from the PACS again"
             )
         if "Rows" in ds and "Columns" in ds:
             raise UnreadableFileError(
@@ -354,7 +363,7 @@ def _missing_decoder(ts: UID, name: str, detail: str = "") -> MissingDecoderErro
         advice = f"install {package} (pip install {package.split(' (')[0].replace(' and', '')})"
     else:
         advice = (
-            f"pydicom {pydicom.__version__} has no decoder for it and no package adds one; "
+            f"pydicom {pydicom.__version__} has no decoder for it (a newer pydicom may); "
             "ask for the image uncompressed or in JPEG 2000/JPEG-LS, or convert it "
             "(e.g. with dcmtk or gdcmconv --raw)"
         )
@@ -385,7 +394,9 @@ def _decode_first_frame(
             arr, props = decoder.as_array(ds, index=0, **options)
     except ImportError as exc:
         raise _missing_decoder(ts, name, str(exc)) from exc
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # Rust decoders panic with pyo3's BaseException subclass
         message = str(exc)
         if "less than expected" in message or "shorter than" in message:
             raise UnreadableFileError(
@@ -455,9 +466,14 @@ def _window(values: FloatArray, ds: Dataset) -> FloatArray:
     out = np.asarray(apply_windowing(values.copy(), ds, index=0), dtype=np.float64)
     # The output range depends on Bits Stored, the Modality LUT and rescale: ask pydicom
     # what the two extremes map to rather than recomputing its rules.
+    # With a negative Rescale Slope pydicom's range is reversed (below -> the larger
+    # value), so normalise by the signed span: "below the window" is always 0.
     with np.errstate(over="ignore"):
         probe = np.asarray(apply_windowing(np.array([-1e30, 1e30]), ds, index=0), np.float64)
-    return _rescale(out, float(probe[0]), float(probe[1]))
+    below, above = float(probe[0]), float(probe[1])
+    if above == below:
+        return np.zeros_like(out)
+    return np.clip((out - below) / (above - below), 0.0, 1.0)
 
 
 def _percentile_window(
@@ -514,22 +530,15 @@ def _colour(arr: npt.NDArray[Any], ds: Dataset, photometric: str, notes: list[st
     """Colour pixels to grey in [0, 1]: luma for RGB, the Y channel for YCbCr."""
     if photometric == "PALETTE COLOR":
         rgb = np.asarray(apply_color_lut(arr, ds), dtype=np.float64)
-        depth = int(ds.RedPaletteColorLookupTableDescriptor[2])
-        scale = float((1 << depth) - 1)
+        scale = float((1 << int(ds.RedPaletteColorLookupTableDescriptor[2])) - 1)
     else:
         rgb = arr.astype(np.float64)
         scale = float((1 << int(ds.BitsStored)) - 1)
     if rgb.ndim != 3 or rgb.shape[-1] < 3:
-        raise UnreadableFileError(f"unexpected colour pixel array shape {rgb.shape}")
-    if photometric.startswith("YBR_FULL") or photometric.startswith("YBR_PARTIAL"):
-        grey = rgb[..., 0]
-    else:
-        grey = rgb[..., :3] @ _LUMA
-        chroma = np.abs(rgb[::8, ::8, 0] - rgb[::8, ::8, 1]).mean() / scale
-        if chroma > 0.02:
-            notes.append("image has colour content; converted to grey - check it is a radiograph")
-    notes.append(f"colour DICOM ({photometric}) converted to grey")
-    return np.clip(grey / scale, 0.0, 1.0)
+        raise ValueError(f"unexpected colour pixel array shape {rgb.shape}")
+    if photometric.startswith(("YBR_FULL", "YBR_PARTIAL")):  # not converted by the decoder
+        return np.clip(rgb[..., 0] / scale, 0.0, 1.0)
+    return rgb_to_grey(rgb, scale, notes)
 
 
 def _fill_pixel_module(ds: Dataset, header: _Header, name: str, notes: list[str]) -> None:
@@ -581,6 +590,11 @@ def load_dicom(data: bytes, name: str) -> Radiograph:
     """
     notes: list[str] = []
     ds = _read(data, name, notes)
+    with _collect_warnings(notes, "DICOM: "):
+        return _load(ds, name, notes)
+
+
+def _load(ds: FileDataset, name: str, notes: list[str]) -> Radiograph:
     raw_charset = (
         ds.get_item("SpecificCharacterSet").value if "SpecificCharacterSet" in ds else None
     )

@@ -62,9 +62,9 @@ def load_bytes(data: bytes, filename: str = "<bytes>") -> Radiograph:
         if fmt == "dicom":
             return load_dicom(data, filename)
         return load_plain(data, filename, fmt)
-    except DxAssistError:
+    except (DxAssistError, KeyboardInterrupt, SystemExit):
         raise
-    except Exception as exc:
+    except BaseException as exc:  # incl. pyo3 PanicException from Rust-based decoders
         raise UnreadableFileError(
             f"{filename}: the {fmt.upper()} file could not be read "
             f"({type(exc).__name__}: {exc}); it may be corrupt - export it again"

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import io
 import warnings
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
 
 from dxassist.errors import UnreadableFileError
+from dxassist.imaging.grey import rgb_to_grey
 from dxassist.imaging.radiograph import Radiograph, RadiographMeta
 from dxassist.imaging.sniff import PNG_MAGIC
 
-_LUMA = np.array([0.299, 0.587, 0.114])
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 _PNG_COLOUR_TYPES = {0: "grey", 2: "RGB", 3: "palette", 4: "grey+alpha", 6: "RGBA"}
 
@@ -61,14 +60,6 @@ def _open(data: bytes, name: str, fmt: str, notes: list[str]) -> Image.Image:
     return image
 
 
-def _rgb_to_grey(rgb: npt.NDArray[Any], scale: float, notes: list[str]) -> npt.NDArray[np.float64]:
-    rgb = rgb[..., :3].astype(np.float64)
-    sample = rgb[::8, ::8]
-    if np.abs(sample - sample.mean(axis=-1, keepdims=True)).mean() / scale > 0.02:
-        notes.append("image has colour content; converted to grey - check it is a radiograph")
-    return np.asarray(rgb @ _LUMA / scale, dtype=np.float64)
-
-
 def _to_grey(
     image: Image.Image, png: tuple[int, int] | None, notes: list[str]
 ) -> tuple[npt.NDArray[np.float64], int]:
@@ -88,17 +79,16 @@ def _to_grey(
     if mode == "LA":
         return np.asarray(image.getchannel("L"), dtype=np.float64) / 255.0, 8
     if mode in ("RGB", "RGBA", "RGBX"):
-        return _rgb_to_grey(np.asarray(image), 255.0, notes), 8
+        return rgb_to_grey(np.asarray(image), 255.0, notes), 8
     if mode in ("P", "PA"):
-        notes.append("palette image expanded and converted to grey")
-        return _rgb_to_grey(np.asarray(image.convert("RGBA")), 255.0, notes), 8
+        return rgb_to_grey(np.asarray(image.convert("RGBA")), 255.0, notes), 8
     if mode == "F":
         values = np.asarray(image, dtype=np.float64)
         lo, hi = float(values.min()), float(values.max())
         notes.append("floating-point image scaled from its minimum to its maximum")
         return (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values), 32
     # CMYK, YCbCr, LAB, HSV...
-    return _rgb_to_grey(np.asarray(image.convert("RGB")), 255.0, notes), 8
+    return rgb_to_grey(np.asarray(image.convert("RGB")), 255.0, notes), 8
 
 
 def load_plain(data: bytes, name: str, fmt: str) -> Radiograph:
