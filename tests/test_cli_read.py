@@ -116,9 +116,27 @@ def test_warnings_lateral_age_burned_in(
     lateral = derived(rg1_uncr, tmp_path / "lat.dcm", ViewPosition="LL")
     child = derived(rg1_uncr, tmp_path / "child.dcm", PatientAge="012Y")
     burned = derived(rg1_uncr, tmp_path / "burned.dcm", BurnedInAnnotation="YES")
-    code, objs, _ = run_json(capsys, str(lateral), str(child), str(burned), "--no-heatmap")
+    ds = pydicom.dcmread(rg1_uncr)
+    del ds.ViewPosition
+    ds.SeriesDescription = "THORAX LAT"
+    described = tmp_path / "described.dcm"
+    ds.save_as(described)
+    ds.SeriesDescription = "THORAX PA"
+    frontal = tmp_path / "frontal.dcm"
+    ds.save_as(frontal)
+    code, objs, _ = run_json(
+        capsys,
+        str(lateral),
+        str(child),
+        str(burned),
+        str(described),
+        str(frontal),
+        "--no-heatmap",
+    )
     assert code == EXIT_OK
-    assert any("lateral view" in w for w in objs[0]["warnings"])
+    assert any("lateral view (ViewPosition LL)" in w for w in objs[0]["warnings"])
+    assert any("lateral view (described as 'THORAX LAT')" in w for w in objs[3]["warnings"])
+    assert objs[4]["warnings"] == []
     assert any("age 12" in w and "outside" in w for w in objs[1]["warnings"])
     assert any("Burned In Annotation" in w for w in objs[2]["warnings"])
 

@@ -57,10 +57,11 @@ def input_warnings(radiograph: Radiograph, model: ModelInfo) -> list[str]:
     """Conditions under which the read should be trusted less, in plain words."""
     meta = radiograph.meta
     out: list[str] = []
-    if radiograph.is_lateral:
+    lateral = radiograph.lateral_reason
+    if lateral:
         out.append(
-            f"lateral view (ViewPosition {meta.view_position}): the model was trained and "
-            "validated on frontal (PA/AP) films only; this read is not reliable"
+            f"lateral view ({lateral}): the model was trained and validated on frontal "
+            "(PA/AP) films only; this read is not reliable"
         )
     rows, cols = radiograph.pixels.shape
     if min(rows, cols) < MIN_SIDE_PX:

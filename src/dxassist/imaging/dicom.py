@@ -187,6 +187,24 @@ def _collect_warnings(notes: list[str], prefix: str = "") -> Iterator[None]:
             notes.append(message)
 
 
+def _view_hints(ds: Dataset, header: _Header) -> tuple[str, ...]:
+    """Texts that may name the view: View Code Sequence meaning, series, protocol."""
+    hints: list[str] = []
+    try:
+        seq = ds.get("ViewCodeSequence")
+        if seq:
+            meaning = seq[0].get("CodeMeaning")
+            if meaning:
+                hints.append(str(meaning))
+    except Exception:  # a malformed sequence only loses the hint
+        pass
+    for keyword in ("SeriesDescription", "ProtocolName"):
+        text = header.text(keyword)
+        if text:
+            hints.append(text)
+    return tuple(hints)
+
+
 class _Header:
     """Read header values without letting a malformed one stop the loading."""
 
@@ -687,5 +705,6 @@ def _load(ds: FileDataset, name: str, notes: list[str]) -> Radiograph:
         transfer_syntax_uid=str(ts),
         windowing=windowing,
         number_of_frames=_frames(ds),
+        view_hints=_view_hints(ds, header),
     )
     return Radiograph(pixels=pixels.astype(np.float32), meta=meta, warnings=notes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -9,6 +10,8 @@ import numpy.typing as npt
 
 FRONTAL_VIEWS = frozenset({"PA", "AP", "AP SUPINE"})
 LATERAL_VIEWS = frozenset({"LL", "RL", "LAT", "LATERAL", "RLD", "LLD"})
+_LATERAL_WORD = re.compile(r"\b(LAT|LATERAL|LL|RL|SEITLICH|侧位)\b|侧位", re.IGNORECASE)
+_FRONTAL_WORD = re.compile(r"\b(PA|AP|FRONTAL|POSTERO|ANTERO)|正位", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class RadiographMeta:
     transfer_syntax_uid: str | None = None
     windowing: str | None = None
     number_of_frames: int = 1
+    #: free-text descriptions that may name the view when ViewPosition is absent:
+    #: View Code Sequence meaning, Series Description, Protocol Name
+    view_hints: tuple[str, ...] = ()
 
 
 @dataclass
@@ -81,5 +87,19 @@ class Radiograph:
 
     @property
     def is_lateral(self) -> bool:
+        return self.lateral_reason is not None
+
+    @property
+    def lateral_reason(self) -> str | None:
+        """Why this looks like a lateral (non-frontal) film, or None.
+
+        ViewPosition decides when present. Without it, a description naming a lateral
+        view and no frontal one (e.g. Series Description "CHEST LAT") counts.
+        """
         view = (self.meta.view_position or "").upper()
-        return view in LATERAL_VIEWS
+        if view:
+            return f"ViewPosition {view}" if view in LATERAL_VIEWS else None
+        for hint in self.meta.view_hints:
+            if _LATERAL_WORD.search(hint) and not _FRONTAL_WORD.search(hint):
+                return f"described as {hint!r}"
+        return None
