@@ -23,23 +23,14 @@ def test_train_few_steps_exports_a_loadable_calibrated_model(
     shared_data: Path, tmp_path: Path, rg1_uncr: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
-    code = main(
-        [
-            "train",
-            "--manifest",
-            str(shared_data / "cxr" / "manifest.csv"),
-            "--out",
-            str(out),
-            "--epochs",
-            "1",
-            "--limit",
-            "24",
-            "--batch-size",
-            "8",
-            "--cache-dir",
-            str(tmp_path / "cache"),
-        ]
-    )
+
+    def train(*extra: str) -> int:
+        manifest = str(shared_data / "cxr" / "manifest.csv")
+        cache = str(tmp_path / "cache")
+        args = ["--manifest", manifest, "--out", str(out), "--limit", "24", "--batch-size", "8"]
+        return main(["train", *args, "--cache-dir", cache, *extra])
+
+    code = train("--epochs", "1")
     assert code == 0, capsys.readouterr().err
     meta = json.loads((out / "dxassist-cxr-effnetlite0.json").read_text())
     assert meta["training"]["onnx_max_abs_diff"] <= 1e-4
@@ -50,24 +41,7 @@ def test_train_few_steps_exports_a_loadable_calibrated_model(
     r = model.read(load_file(rg1_uncr))
     assert sum(r.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     # resume continues from the checkpoint instead of starting again
-    code = main(
-        [
-            "train",
-            "--manifest",
-            str(shared_data / "cxr" / "manifest.csv"),
-            "--out",
-            str(out),
-            "--epochs",
-            "2",
-            "--limit",
-            "24",
-            "--batch-size",
-            "8",
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--resume",
-        ]
-    )
+    code = train("--epochs", "2", "--resume")
     assert code == 0
     meta2 = json.loads((out / "dxassist-cxr-effnetlite0.json").read_text())
     assert [h["epoch"] for h in meta2["training"]["history"]] == [1, 2]
