@@ -8,7 +8,9 @@ error (a bug: please report it with the file that caused it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +20,8 @@ from dxassist.cxr.taxonomy import DISPLAY_NAMES, FINDINGS
 from dxassist.errors import DxAssistError, InputError, ModelError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT, EXIT_MODEL = 0, 1, 2, 3, 4
+#: what a shell reports when the reader of our output goes away (128 + SIGPIPE)
+EXIT_BROKEN_PIPE = 141
 DEFAULT_HEATMAP_DIR = Path("dxassist-heatmaps")
 DISCLAIMER = (
     "Research use only: not a medical device. Every read must be confirmed by a radiologist."
@@ -26,6 +30,59 @@ DISCLAIMER = (
 
 def _err(message: str) -> None:
     print(f"dxassist: {message}", file=sys.stderr, flush=True)
+
+
+def _shown(name: str) -> str:
+    """A file name on one printable line: newlines and other control characters as
+    escapes, bytes that are not valid UTF-8 (surrogate escapes) as ``\\xNN``."""
+    out = []
+    for c in name:
+        if 0xDC80 <= ord(c) <= 0xDCFF:
+            out.append(f"\\x{ord(c) - 0xDC00:02x}")
+        elif c.isprintable():
+            out.append(c)
+        else:
+            out.append(repr(c)[1:-1])
+    return "".join(out)
+
+
+def _print_json(obj: dict[str, object]) -> None:
+    """One JSON object on one line, ASCII-escaped if the output encoding needs it."""
+    line = json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    try:
+        line.encode(getattr(sys.stdout, "encoding", None) or "utf-8")
+    except (UnicodeError, LookupError):  # e.g. a file name that is not UTF-8
+        line = json.dumps(obj, ensure_ascii=True, allow_nan=False)
+    print(line, flush=True)
+
+
+class _UsageError(Exception):
+    """A bad option value noticed after parsing (exit code 2)."""
+
+
+def _prepare_heatmap_dir(value: str) -> Path:
+    """Create the heatmap folder up front so a bad one fails once, before any read."""
+    if not value.strip():
+        raise _UsageError("--heatmap-dir is empty; give a folder path or use --no-heatmap")
+    folder = Path(value)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise _UsageError(
+            f"--heatmap-dir {_shown(value)}: is a file, not a folder; give a folder path "
+            "or use --no-heatmap"
+        ) from exc
+    except OSError as exc:
+        raise _UsageError(
+            f"--heatmap-dir {_shown(value)}: cannot be created ({exc.strerror or exc}); "
+            "give a writable folder or use --no-heatmap"
+        ) from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise _UsageError(
+            f"--heatmap-dir {_shown(value)}: is not writable; give a writable folder or "
+            "use --no-heatmap"
+        )
+    return folder
 
 
 def _format_human(result: object) -> str:
@@ -49,7 +106,7 @@ def _format_human(result: object) -> str:
         p = r.probabilities[name]
         bars.append(f"    {DISPLAY_NAMES[name]:<32} {p:6.1%}  {'#' * round(p * 30)}")
     lines = [
-        f"{result.file}  ({desc})",
+        f"{_shown(result.file)}  ({desc})",
         f"  top finding     {DISPLAY_NAMES[r.top_finding]} ({r.probabilities[r.top_finding]:.1%})",
         "  probabilities",
         *bars,
@@ -75,13 +132,26 @@ def cmd_read(args: argparse.Namespace) -> int:
     from dxassist.cxr.runtime import CxrModel
     from dxassist.pipeline import heatmap_path, read_file
 
+    heatmap_dir: Path | None = None
+    try:
+        if not args.no_heatmap:
+            heatmap_dir = _prepare_heatmap_dir(args.heatmap_dir)
+    except _UsageError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
     try:
         model = CxrModel.load(args.model)
     except ModelError as exc:
         _err(str(exc))
         return EXIT_MODEL
-    heatmap_dir: Path | None = None if args.no_heatmap else Path(args.heatmap_dir)
+    # never write a heatmap over one of the inputs (e.g. x_heatmap.png given back to us);
+    # realpath, unlike Path.resolve, does not raise on a symlink loop
     taken: set[Path] = set()
+    if heatmap_dir is not None:
+        here = os.path.realpath(heatmap_dir)
+        for name in args.files:
+            if os.path.realpath(Path(name).parent) == here:
+                taken.add(heatmap_dir / Path(name).name)
     status = EXIT_OK
     for i, name in enumerate(args.files):
         path = Path(name)
@@ -94,19 +164,26 @@ def cmd_read(args: argparse.Namespace) -> int:
             # one line that starts with the file name, whether or not the reason names it
             for prefix in (f"{name}: ", f"{path}: "):
                 message = message.removeprefix(prefix)
-            _err(f"{name}: {message}")
+            _err(f"{_shown(name)}: {_shown(message)}")
             if args.json:
-                print(json.dumps({"file": name, "error": message}, ensure_ascii=False))
+                _print_json({"file": name, "error": message})
             continue
         except DxAssistError as exc:
-            _err(f"{name}: {exc}")
+            _err(f"{_shown(name)}: {_shown(str(exc))}")
             return exc.exit_code
-        except OSError as exc:  # e.g. heatmap folder not writable
-            _err(f"{name}: {exc.strerror or exc} ({exc.filename or ''}); check the path")
+        except OSError as exc:  # the heatmap could not be written (disk full, removed...)
             status = EXIT_INPUT
+            message = (
+                f"heatmap could not be written to {exc.filename or target} "
+                f"({exc.strerror or exc}); check that --heatmap-dir is a writable folder "
+                "with free space, or use --no-heatmap"
+            )
+            _err(f"{_shown(name)}: {_shown(message)}")
+            if args.json:
+                _print_json({"file": name, "error": message})
             continue
         if args.json:
-            print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
+            _print_json(result.to_json())
         else:
             if i:
                 print()
@@ -251,11 +328,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):  # never die on a character the console lacks
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    except BrokenPipeError:
+        # the reader of our output went away (e.g. `dxassist read ... | head`): stop
+        # quietly like other command-line tools; send the rest of stdout nowhere
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return EXIT_BROKEN_PIPE
     except DxAssistError as exc:
         _err(str(exc))
         return exc.exit_code

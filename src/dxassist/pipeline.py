@@ -6,6 +6,7 @@ imaging.load_file → cxr.runtime (preprocess, ONNX, CAM) → triage → heatmap
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,11 +14,18 @@ from typing import Any
 
 from dxassist.cxr.heatmap import write_overlay
 from dxassist.cxr.runtime import CxrModel, ModelInfo, Reading
+from dxassist.errors import ModelError, NotARadiographError
 from dxassist.imaging import load_file
 from dxassist.imaging.radiograph import Radiograph
 
 #: Radiographs with a shorter side below this are flagged: detail is lost.
 MIN_SIDE_PX = 256
+#: Images with a shorter side below this are refused: there is no chest to read in them.
+MIN_READABLE_SIDE_PX = 32
+#: Longest heatmap file stem, in bytes (file names are limited to 255 bytes).
+MAX_STEM_BYTES = 200
+#: Images whose grey levels span less than one 16-bit step are refused as blank.
+BLANK_RANGE = 1 / 65535
 
 
 @dataclass
@@ -83,12 +91,37 @@ def input_warnings(radiograph: Radiograph, model: ModelInfo) -> list[str]:
     return out
 
 
+def check_readable(radiograph: Radiograph, file: str) -> None:
+    """Refuse images the model cannot read anything from (tiny or blank)."""
+    pixels = radiograph.pixels
+    rows, cols = pixels.shape
+    if min(rows, cols) < MIN_READABLE_SIDE_PX:
+        raise NotARadiographError(
+            f"{file}: image is only {cols}x{rows} px, too small to hold a chest radiograph "
+            f"(at least {MIN_READABLE_SIDE_PX} px a side, {MIN_SIDE_PX}+ for fine detail); "
+            "send the original-resolution image"
+        )
+    low, high = float(pixels.min()), float(pixels.max())
+    if high - low < BLANK_RANGE:
+        raise NotARadiographError(
+            f"{file}: image is blank (every pixel has the same grey level, {low:.2f} on "
+            "0..1), so there is nothing to read; check that the right image was exported"
+        )
+
+
 def heatmap_path(heatmap_dir: Path, file: Path, taken: set[Path]) -> Path:
-    """``<dir>/<stem>_heatmap.png``, numbered when two inputs share a stem."""
-    candidate = heatmap_dir / f"{file.stem}_heatmap.png"
+    """``<dir>/<stem>_heatmap.png``, numbered when two inputs share a stem.
+
+    Characters that do not print (newlines, bytes that are not UTF-8) become ``_``, and
+    a very long stem is shortened so the name fits the 255-byte limit of file systems.
+    """
+    stem = "".join(c if c.isprintable() else "_" for c in file.stem) or "image"
+    while len(stem.encode("utf-8")) > MAX_STEM_BYTES:
+        stem = stem[:-1]
+    candidate = heatmap_dir / f"{stem}_heatmap.png"
     n = 2
     while candidate in taken:
-        candidate = heatmap_dir / f"{file.stem}_{n}_heatmap.png"
+        candidate = heatmap_dir / f"{stem}_{n}_heatmap.png"
         n += 1
     taken.add(candidate)
     return candidate
@@ -102,8 +135,14 @@ def read_file(
     """Read one file end to end. Raises ``DxAssistError`` subclasses for bad input."""
     t0 = time.perf_counter()
     radiograph = load_file(path)
+    check_readable(radiograph, str(path))
     t1 = time.perf_counter()
     reading = model.read(radiograph)
+    if not all(math.isfinite(p) for p in reading.probabilities.values()):
+        raise ModelError(
+            f"the model returned non-finite probabilities; the model file {model.path} "
+            "is corrupt - reinstall it"
+        )
     heatmap: Path | None = None
     t2 = time.perf_counter()
     if heatmap_to is not None:

@@ -72,6 +72,7 @@ def test_overlay_is_hot_where_the_cam_is() -> None:
 
 def test_model_errors_are_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DXASSIST_MODELS_DIR", str(tmp_path))
+    monkeypatch.delenv("DXASSIST_CXR_MODEL", raising=False)
     with pytest.raises(ModelError, match="not found"):
         CxrModel.load()
     shipped = Path(__file__).resolve().parents[2] / "models"

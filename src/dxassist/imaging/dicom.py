@@ -39,8 +39,8 @@ from pydicom.valuerep import PersonName
 from dxassist.errors import MissingDecoderError, NotARadiographError, UnreadableFileError
 from dxassist.imaging.charset import CharacterSet, decode_text, parse_character_set
 from dxassist.imaging.grey import rgb_to_grey
-from dxassist.imaging.radiograph import Radiograph, RadiographMeta
-from dxassist.imaging.sniff import guess_encapsulated_syntax
+from dxassist.imaging.radiograph import MAX_PIXELS, Radiograph, RadiographMeta
+from dxassist.imaging.sniff import codestream_size, guess_encapsulated_syntax
 
 FloatArray = npt.NDArray[np.float64]
 T = TypeVar("T")
@@ -73,6 +73,8 @@ _MODALITY_NAMES: dict[str, str] = {
 }
 
 _STORAGE = "1.2.840.10008.5.1.4.1.1."
+#: Media Storage Directory Storage: the DICOMDIR index file of a CD, DVD or USB export.
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 #: SOP classes that are images but never a projection radiograph -> their modality.
 NON_RADIOGRAPH_SOP_CLASSES: dict[str, str] = {
     _STORAGE + "2": "CT",
@@ -338,6 +340,12 @@ def _check_image(ds: Dataset, header: _Header, name: str) -> tuple[str | None, s
     )
     modality = header.code("Modality")
     sop_name = UID(sop_class).name if sop_class else "unknown SOP class"
+    media_class = str(ds.file_meta.get("MediaStorageSOPClassUID") or "").strip(" \x00")
+    if media_class == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
+        raise NotARadiographError(
+            f"{name}: this is a DICOMDIR, the index of a DICOM CD, DVD or USB export, not "
+            "an image; give the image files it lists (in the folders beside it)"
+        )
     if "PixelData" not in ds:
         if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
             raise NotARadiographError(
@@ -358,6 +366,11 @@ def _check_image(ds: Dataset, header: _Header, name: str) -> tuple[str | None, s
         raise NotARadiographError(
             f"{name}: DICOM file has no pixel data ({kind}{sop_name}); it is not an "
             "image - send the radiograph itself (CR/DX image)"
+        )
+    if not ds.get_item("PixelData").value:
+        raise UnreadableFileError(
+            f"{name}: DICOM file has an empty Pixel Data element (0 bytes): its pixel data "
+            "was stripped or the transfer failed - export the image again"
         )
     by_sop = NON_RADIOGRAPH_SOP_CLASSES.get(sop_class or "")
     if by_sop is not None or (modality and modality not in RADIOGRAPH_MODALITIES):
@@ -392,6 +405,50 @@ def _missing_decoder(ts: UID, name: str, detail: str = "") -> MissingDecoderErro
     )
 
 
+def _check_native_length(ds: Dataset, name: str) -> None:
+    """Refuse uncompressed pixel data that holds whole rows more than the header describes.
+
+    pydicom drops such excess as padding, which turns a wrong Rows/Columns/Bits Allocated/
+    Samples per Pixel/Number of Frames into a sheared or cropped image read without error.
+    Less than one row of excess is padding and left to pydicom (which warns); too little
+    data is reported by the decoder as truncation.
+    """
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    bits, samples, frames = int(ds.BitsAllocated), int(ds.SamplesPerPixel), _frames(ds)
+    if str(ds.PhotometricInterpretation).startswith("YBR_FULL_422"):
+        samples = 2  # two chroma samples shared by every pair of pixels
+    expected = -(-rows * cols * samples * bits * frames // 8)
+    actual = len(ds.PixelData)
+    row_bytes = max(1, cols * samples * bits // 8)
+    if actual - expected > 1 and actual - expected >= row_bytes:  # 1 byte pads odd lengths
+        raise UnreadableFileError(
+            f"{name}: the DICOM header does not match the pixel data: {rows} rows x {cols} "
+            f"columns x {samples} samples x {bits} bits x {frames} frame(s) make "
+            f"{expected} bytes but the pixel data holds {actual}; Rows, Columns, Bits "
+            "Allocated, Samples per Pixel or Number of Frames is wrong - export the image "
+            "again"
+        )
+
+
+def _check_codestream_size(ds: Dataset, name: str) -> None:
+    """Refuse a compressed frame whose own header gives another size than Rows/Columns.
+
+    Decoders allocate what the codestream declares: a small file claiming a huge image
+    would exhaust memory before failing (a decompression bomb).
+    """
+    try:
+        frame = get_frame(ds.PixelData, 0, number_of_frames=_frames(ds))
+    except Exception:  # unreadable fragments: the decoder reports them
+        return
+    size = codestream_size(frame)
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    if size is not None and 0 not in size and size != (cols, rows):
+        raise UnreadableFileError(
+            f"{name}: the compressed image is {size[0]}x{size[1]} pixels but the DICOM "
+            f"header says {cols}x{rows}; the file is corrupt - export the image again"
+        )
+
+
 def _decode_first_frame(
     ds: Dataset, ts: UID, name: str, notes: list[str]
 ) -> tuple[npt.NDArray[Any], dict[str, Any]]:
@@ -401,6 +458,10 @@ def _decode_first_frame(
         raise _missing_decoder(ts, name) from exc
     if not decoder.is_available:
         raise _missing_decoder(ts, name, "; ".join(decoder.missing_dependencies))
+    if ts.is_encapsulated:
+        _check_codestream_size(ds, name)
+    else:
+        _check_native_length(ds, name)
     frames = _frames(ds)
     if frames > 1:
         notes.append(f"DICOM file has {frames} frames; only the first one is read")
@@ -429,7 +490,8 @@ def _decode_first_frame(
                 f"{message.splitlines()[0] if message else ''}) - export the image again"
             ) from exc
         raise UnreadableFileError(
-            f"{name}: the pixel data could not be read ({type(exc).__name__}: {message})"
+            f"{name}: the pixel data could not be read ({type(exc).__name__}: {message}); "
+            "the image header is invalid or the file is corrupt - export the image again"
         ) from exc
     notes.extend(decode_notes)
     return arr, dict(props)
@@ -511,8 +573,17 @@ def _percentile_window(
     return _rescale(values, float(lo), float(hi))
 
 
+def _unusable(out: FloatArray, values: FloatArray) -> str | None:
+    """Why a window or VOI LUT output cannot be shown, or None if it can."""
+    if not np.isfinite(out).all():
+        return "give NaN or infinite grey levels"
+    if out.max() == out.min() and values.max() > values.min():
+        return "map every pixel to the same grey level"
+    return None
+
+
 def _grey(
-    arr: npt.NDArray[Any], ds: Dataset, ts: UID, header: _Header, notes: list[str]
+    arr: npt.NDArray[Any], ds: Dataset, ts: UID, header: _Header, name: str, notes: list[str]
 ) -> tuple[FloatArray, str]:
     """The monochrome pipeline; returns pixels in [0, 1] (not yet inverted) and windowing."""
     bits_allocated = int(ds.BitsAllocated)
@@ -526,19 +597,48 @@ def _grey(
     stored = _stored_values(arr, bits_stored, high_bit, signed, not ts.is_encapsulated)
 
     try:
-        values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
+        slope_is_zero = float(ds.get("RescaleSlope", 1)) == 0
+    except (TypeError, ValueError):  # malformed: pydicom's Modality LUT decides below
+        slope_is_zero = False
+    if slope_is_zero and not ds.get("ModalityLUTSequence"):
+        raise UnreadableFileError(
+            f"{name}: Rescale Slope is 0, which maps every pixel to the same value; the "
+            "header is corrupt - export the image again"
+        )
+    try:
+        with np.errstate(all="ignore"):
+            values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
     except Exception as exc:
         notes.append(f"Modality LUT could not be applied ({exc}); used the stored values")
         values = stored.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise UnreadableFileError(
+            f"{name}: Rescale Slope/Intercept ({ds.get('RescaleSlope')}, "
+            f"{ds.get('RescaleIntercept')}) turn the stored pixel values into NaN or "
+            "infinity; the header is corrupt - export the image again"
+        )
 
     if ds.get("VOILUTSequence"):
         try:
-            return _voi_lut(values, ds, notes), "voi_lut"
+            with np.errstate(all="ignore"):
+                out = _voi_lut(values, ds, notes)
+            problem = _unusable(out, values)
+            if problem is None:
+                return out, "voi_lut"
+            notes.append(f"VOI LUT Sequence would {problem}; ignored")
         except Exception as exc:
             notes.append(f"VOI LUT Sequence could not be applied ({exc}); ignored")
     if "WindowCenter" in ds and "WindowWidth" in ds:
         try:
-            return _window(values, ds), "window"
+            with np.errstate(all="ignore"):
+                out = _window(values, ds)
+            problem = _unusable(out, values)
+            if problem is None:
+                return out, "window"
+            notes.append(
+                f"Window Center/Width ({ds.get('WindowCenter')}, {ds.get('WindowWidth')}) "
+                f"would {problem}; ignored, a percentile window was used"
+            )
         except Exception as exc:
             notes.append(f"window centre/width could not be applied ({exc}); ignored")
     return _percentile_window(values, stored, ds), "percentile"
@@ -567,6 +667,13 @@ def _fill_pixel_module(ds: Dataset, header: _Header, name: str, notes: list[str]
                 f"{name}: DICOM image lacks {keyword}, so its pixel data cannot be "
                 "interpreted; export the image again"
             )
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    if rows <= 0 or cols <= 0 or rows * cols > MAX_PIXELS:
+        raise UnreadableFileError(
+            f"{name}: DICOM header gives an image of {cols}x{rows} pixels, which no "
+            f"radiograph has (at most {MAX_PIXELS // 1_000_000} megapixels); the header is "
+            "corrupt - export the image again"
+        )
     if header.value("BitsStored", int) is None:
         ds.BitsStored = int(ds.BitsAllocated)
         notes.append(f"BitsStored missing; assumed {ds.BitsStored}")
@@ -580,6 +687,25 @@ def _fill_pixel_module(ds: Dataset, header: _Header, name: str, notes: list[str]
         notes.append(f"PhotometricInterpretation missing; assumed {ds.PhotometricInterpretation}")
     else:
         ds.PhotometricInterpretation = header.code("PhotometricInterpretation")
+    photometric, samples = str(ds.PhotometricInterpretation), int(ds.SamplesPerPixel)
+    if photometric.startswith("MONOCHROME") and samples != 1:
+        ts = UID(str(ds.file_meta.get("TransferSyntaxUID") or ""))
+        one_sample = -(-rows * cols * int(ds.BitsAllocated) * _frames(ds) // 8)
+        native = ts.is_transfer_syntax and not ts.is_encapsulated
+        if native and len(ds.PixelData) in (one_sample, one_sample + 1):
+            ds.SamplesPerPixel = 1
+            notes.append(
+                f"SamplesPerPixel {samples} contradicts {photometric} and the pixel data "
+                "holds one sample per pixel; read as a grey image"
+            )
+        else:
+            notes.append(
+                f"SamplesPerPixel {samples} contradicts {photometric}; the pixel data was "
+                f"read with {samples} samples per pixel - check the image"
+            )
+    if int(ds.SamplesPerPixel) == 3 and header.value("PlanarConfiguration", int) is None:
+        ds.PlanarConfiguration = 0
+        notes.append("PlanarConfiguration missing; assumed colour-by-pixel (0)")
 
 
 def load_dicom(data: bytes, name: str) -> Radiograph:
@@ -633,7 +759,7 @@ def _load(ds: FileDataset, name: str, notes: list[str]) -> Radiograph:
 
     windowing: str | None = None
     if int(props.get("samples_per_pixel", 1)) == 1 and photometric.startswith("MONOCHROME"):
-        pixels, windowing = _grey(arr, ds, ts, header, notes)
+        pixels, windowing = _grey(arr, ds, ts, header, name, notes)
         shape = header.code("PresentationLUTShape")
         invert = photometric == "MONOCHROME1"
         if ds.get("PresentationLUTSequence"):
@@ -643,6 +769,8 @@ def _load(ds: FileDataset, name: str, notes: list[str]) -> Radiograph:
                 # pydicom scales its input by the input's min/max: pin those to 0 and 1
                 pinned = np.concatenate([pixels.ravel(), [0.0, 1.0]])
                 mapped = np.asarray(apply_presentation_lut(pinned, ds), np.float64)
+                if top <= 0 or not np.isfinite(mapped).all():
+                    raise ValueError(f"{item.LUTDescriptor[2]} bits per entry")
                 pixels = (mapped[:-2] / top).reshape(pixels.shape)
             except Exception as exc:
                 notes.append(f"Presentation LUT Sequence could not be applied ({exc}); ignored")
@@ -662,7 +790,9 @@ def _load(ds: FileDataset, name: str, notes: list[str]) -> Radiograph:
     else:
         raise UnreadableFileError(
             f"{name}: photometric interpretation {photometric!r} with "
-            f"{props.get('samples_per_pixel')} samples per pixel is not supported"
+            f"{props.get('samples_per_pixel')} samples per pixel is not supported; "
+            "dxassist reads grey (MONOCHROME1/2) and colour (RGB, YBR, PALETTE COLOR) "
+            "images - export the image in one of those"
         )
     if pixels.ndim != 2:
         raise UnreadableFileError(f"{name}: decoded pixel array has shape {pixels.shape}")

@@ -8,13 +8,45 @@ exception from a decoder is wrapped in :class:`~dxassist.errors.UnreadableFileEr
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+
+import numpy as np
 
 from dxassist.errors import DxAssistError, UnreadableFileError
 from dxassist.imaging.dicom import load_dicom
 from dxassist.imaging.plain import load_plain
 from dxassist.imaging.radiograph import Radiograph
 from dxassist.imaging.sniff import describe_content, sniff_format
+
+#: Files larger than this are refused before being read: no chest radiograph comes near
+#: it, and reading e.g. a disk image or a video into memory would exhaust it.
+MAX_FILE_BYTES = 1 << 30
+
+_SPECIAL_FILES = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _checked(radiograph: Radiograph, filename: str) -> Radiograph:
+    """Enforce what every Radiograph promises: 2-D, finite, float32 in [0, 1]."""
+    pixels = radiograph.pixels
+    if pixels.ndim != 2 or 0 in pixels.shape:
+        raise UnreadableFileError(
+            f"{filename}: the decoded image has shape {pixels.shape}, not rows x columns; "
+            "the file is corrupt - export the image again"
+        )
+    if not np.isfinite(pixels).all():
+        raise UnreadableFileError(
+            f"{filename}: the pixel values are not finite numbers (NaN or infinity) once "
+            "the file's rescale and window values are applied, so the header is corrupt "
+            "- export the image again"
+        )
+    radiograph.pixels = np.clip(pixels, 0.0, 1.0).astype(np.float32, copy=False)
+    return radiograph
 
 
 def load_bytes(data: bytes, filename: str = "<bytes>") -> Radiograph:
@@ -37,7 +69,8 @@ def load_bytes(data: bytes, filename: str = "<bytes>") -> Radiograph:
     Raises
     ------
     UnreadableFileError
-        Empty, truncated, corrupt or not a DICOM/PNG/JPEG file.
+        Empty, truncated, corrupt, not a DICOM/PNG/JPEG file, or with pixel values that
+        are not finite once the header's rescale and window are applied.
     NotARadiographError
         A DICOM file without pixel data or of another modality (CT, MR, US...).
     MissingDecoderError
@@ -60,8 +93,8 @@ def load_bytes(data: bytes, filename: str = "<bytes>") -> Radiograph:
         )
     try:
         if fmt == "dicom":
-            return load_dicom(data, filename)
-        return load_plain(data, filename, fmt)
+            return _checked(load_dicom(data, filename), filename)
+        return _checked(load_plain(data, filename, fmt), filename)
     except (DxAssistError, KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # incl. pyo3 PanicException from Rust-based decoders
@@ -87,18 +120,34 @@ def load_file(path: str | os.PathLike[str]) -> Radiograph:
     Raises
     ------
     UnreadableFileError
-        Missing, a directory, unreadable, empty, truncated, corrupt or of another format.
+        Missing, a directory, a FIFO or device, larger than ``MAX_FILE_BYTES``, unreadable,
+        empty, truncated, corrupt, of another format, or with pixel values that are not
+        finite once the header's rescale and window are applied.
     NotARadiographError
         A DICOM file without pixel data or of another modality (CT, MR, US...).
     MissingDecoderError
         A DICOM compression for which no decoder package is installed.
     """
     file = Path(os.fspath(path))
-    if file.is_dir():
-        raise UnreadableFileError(
-            f"{file}: is a directory, not a file; give the path of one image file"
-        )
     try:
+        # stat first: a FIFO would block read_bytes forever, /dev/zero never ends
+        info = file.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise UnreadableFileError(
+                f"{file}: is a directory, not a file; give the path of one image file"
+            )
+        for is_kind, kind in _SPECIAL_FILES:
+            if is_kind(info.st_mode):
+                raise UnreadableFileError(
+                    f"{file}: is {kind}, not a regular file; save the image to a file "
+                    "and give its path"
+                )
+        if info.st_size > MAX_FILE_BYTES:
+            raise UnreadableFileError(
+                f"{file}: file is {info.st_size / (1 << 30):.1f} GiB, far larger than any "
+                f"chest radiograph (limit {MAX_FILE_BYTES >> 30} GiB); check that this is "
+                "the right file"
+            )
         data = file.read_bytes()
     except FileNotFoundError as exc:
         raise UnreadableFileError(f"{file}: file not found; check the path") from exc
@@ -107,5 +156,8 @@ def load_file(path: str | os.PathLike[str]) -> Radiograph:
             f"{file}: permission denied; check the file's access rights"
         ) from exc
     except OSError as exc:
-        raise UnreadableFileError(f"{file}: cannot be read ({exc.strerror or exc})") from exc
+        raise UnreadableFileError(
+            f"{file}: cannot be read ({exc.strerror or exc}); check the path and that "
+            "the file is accessible"
+        ) from exc
     return load_bytes(data, str(file))

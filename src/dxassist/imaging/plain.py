@@ -12,11 +12,11 @@ import warnings
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dxassist.errors import UnreadableFileError
 from dxassist.imaging.grey import rgb_to_grey
-from dxassist.imaging.radiograph import Radiograph, RadiographMeta
+from dxassist.imaging.radiograph import MAX_PIXELS, Radiograph, RadiographMeta
 from dxassist.imaging.sniff import PNG_MAGIC
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
@@ -36,12 +36,27 @@ def _open(data: bytes, name: str, fmt: str, notes: list[str]) -> Image.Image:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             opened = Image.open(io.BytesIO(data), formats=[label])
+            width, height = opened.size
+            if width * height > MAX_PIXELS:
+                raise UnreadableFileError(
+                    f"{name}: {label} header claims {width}x{height} pixels, far more than "
+                    f"any radiograph (limit {MAX_PIXELS // 1_000_000} megapixels); the file "
+                    "is corrupt or not a radiograph - export the image again"
+                )
             frames = int(getattr(opened, "n_frames", 1))
             opened.load()
             image: Image.Image = ImageOps.exif_transpose(opened) or opened
+    except UnreadableFileError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise UnreadableFileError(
+            f"{name}: {label} file is corrupt: its header cannot be decoded - export the "
+            "image again"
+        ) from exc
     except Image.DecompressionBombError as exc:
         raise UnreadableFileError(
-            f"{name}: {label} image is too large to be a radiograph ({exc})"
+            f"{name}: {label} image is too large to be a radiograph ({exc}); the file is "
+            "corrupt or not a radiograph - export the image again"
         ) from exc
     except Exception as exc:
         message = str(exc)

@@ -8,6 +8,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+#: Images with more pixels than this are refused before decoding. The largest chest
+#: detectors and film digitisers give under 20 megapixels; a header claiming far more is
+#: corrupt or a decompression bomb, and decoding it would exhaust memory.
+MAX_PIXELS = 50_000_000
+
 FRONTAL_VIEWS = frozenset({"PA", "AP", "AP SUPINE"})
 LATERAL_VIEWS = frozenset({"LL", "RL", "LAT", "LATERAL", "RLD", "LLD"})
 _LATERAL_WORD = re.compile(r"\b(LAT|LATERAL|LL|RL|SEITLICH|侧位)\b|侧位", re.IGNORECASE)

@@ -182,3 +182,49 @@ def guess_encapsulated_syntax(frame: bytes) -> str | None:
         if 1 <= segments <= 15 and first_offset == 64:
             return "1.2.840.10008.1.2.5"
     return None
+
+
+#: JPEG start-of-frame markers (all processes, incl. JPEG-LS SOF55) that carry the size.
+_SOF_MARKERS = frozenset(
+    {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xF7}
+)
+
+
+def codestream_size(frame: bytes) -> tuple[int, int] | None:
+    """Return (columns, rows) declared by a JPEG, JPEG-LS or JPEG 2000 codestream header.
+
+    Read before decoding so that a header claiming a huge image (a decompression bomb)
+    is refused before any memory is allocated for it.
+
+    Parameters
+    ----------
+    frame:
+        The first frame's bytes.
+
+    Returns
+    -------
+    tuple of int or None
+        ``(columns, rows)``, or ``None`` if the codestream is not recognised.
+    """
+    if frame.startswith(b"\xff\xd8"):
+        pos = 2
+        while pos + 9 <= len(frame):
+            if frame[pos] != 0xFF:
+                return None
+            marker = frame[pos + 1]
+            if marker == 0xFF:
+                pos += 1
+                continue
+            if marker in _SOF_MARKERS:
+                rows, cols = struct.unpack(">HH", frame[pos + 5 : pos + 9])
+                return cols, rows
+            if marker == 0xDA:
+                return None
+            (length,) = struct.unpack(">H", frame[pos + 2 : pos + 4])
+            pos += 2 + length
+        return None
+    siz = frame.find(b"\xff\x4f\xff\x51")
+    if siz >= 0 and siz + 24 <= len(frame):
+        xsiz, ysiz, x0, y0 = struct.unpack(">IIII", frame[siz + 8 : siz + 24])
+        return max(0, xsiz - x0), max(0, ysiz - y0)
+    return None
