@@ -151,6 +151,9 @@ def read_file(
     reading.timings_ms["decode"] = (t1 - t0) * 1e3
     reading.timings_ms["heatmap"] = (t3 - t2) * 1e3
     warnings = [*radiograph.warnings, *input_warnings(radiograph, model.info)]
+    caveat = model.info.caveats.get(reading.top_finding)
+    if caveat:
+        warnings.append(caveat)
     return ReadResult(
         file=str(path),
         radiograph=radiograph,

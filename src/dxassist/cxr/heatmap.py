@@ -16,18 +16,26 @@ from PIL import Image
 
 #: Longest side of the written overlay PNG (the radiograph is downscaled to fit).
 MAX_OVERLAY_SIDE = 1024
+#: Share of the peak below which the heatmap is not drawn at all.
+HEAT_FLOOR = 0.2
 
 
-def _resize(a: npt.NDArray[np.float32], width: int, height: int) -> npt.NDArray[np.float32]:
+def _resize(
+    a: npt.NDArray[np.float32],
+    width: int,
+    height: int,
+    method: Image.Resampling = Image.Resampling.BILINEAR,
+) -> npt.NDArray[np.float32]:
     img = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32))
-    return np.asarray(img.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
+    return np.asarray(img.resize((width, height), method), dtype=np.float32)
 
 
 def normalised_cam(
     cam: npt.NDArray[np.float32], width: int, height: int
 ) -> npt.NDArray[np.float32]:
     """CAM upsampled to width x height, negative evidence removed, scaled to [0, 1]."""
-    up = np.maximum(_resize(cam, width, height), 0.0)
+    # bicubic: a 7 x 7 map upsampled bilinearly shows its grid as blocks
+    up = np.maximum(_resize(cam, width, height, Image.Resampling.BICUBIC), 0.0)
     peak = float(up.max())
     return (up / peak).astype(np.float32) if peak > 0 else np.zeros_like(up)
 
@@ -51,7 +59,9 @@ def overlay(
     grey = _resize(pixels, ow, oh) if (ow, oh) != (w, h) else pixels.astype(np.float32)
     heat = normalised_cam(cam, ow, oh)
     base = np.repeat((np.clip(grey, 0, 1) * 255.0)[..., None], 3, axis=2)
-    alpha = (opacity * np.sqrt(heat))[..., None]  # faint where evidence is weak
+    # colour only where the evidence is at least a fifth of its peak, ramping up from there,
+    # so the film stays readable (plain grey) wherever the model found little
+    alpha = (opacity * np.clip((heat - HEAT_FLOOR) / (1.0 - HEAT_FLOOR), 0.0, 1.0))[..., None]
     out = base * (1.0 - alpha) + jet(heat).astype(np.float32) * alpha
     return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
 
@@ -61,5 +71,6 @@ def write_overlay(
 ) -> Path:
     """Write the overlay PNG (parent folders created) and return its path."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    overlay(pixels, cam).save(path, format="PNG", optimize=False)
+    # fastest zlib level: ~5x quicker than the default for ~15 % larger files
+    overlay(pixels, cam).save(path, format="PNG", compress_level=1)
     return path

@@ -51,6 +51,8 @@ class ModelInfo:
     #: half-open [low, high) age ranges in years that the model was validated on
     validated_age_ranges: tuple[tuple[float, float], ...]
     validated_age_groups: tuple[str, ...]
+    #: finding → a limit of this model, shown as a warning whenever it is the top finding
+    caveats: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelInfo:
@@ -69,6 +71,7 @@ class ModelInfo:
                     (float(lo), float(hi)) for lo, hi in data["validated_age_years"]
                 ),
                 validated_age_groups=tuple(data.get("validated_age_groups", ())),
+                caveats={str(k): str(v) for k, v in data.get("caveats", {}).items()},
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ModelError(f"model metadata is incomplete or malformed ({exc!r})") from exc

@@ -270,6 +270,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 last_epoch=start_epoch * steps_per_epoch - 1,
             )
         history = state["history"]
+        started -= 60.0 * float(state.get("minutes", 0.0))
         torch.set_rng_state(state["torch_rng"])
         log.info("resumed after epoch %d", state["epoch"] + 1)
 
@@ -318,6 +319,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 "bad": bad_epochs,
                 "history": history,
                 "torch_rng": torch.get_rng_state(),
+                "minutes": (time.monotonic() - started) / 60.0,
             },
             ckpt_path,
         )
@@ -398,7 +400,13 @@ def export_onnx(net: CxrNet, temperature: float, path: Path) -> None:
 def check_onnx_parity(
     net: CxrNet, temperature: float, path: Path, images: npt.NDArray[np.float16]
 ) -> float:
-    """Largest absolute difference between PyTorch and ONNX Runtime outputs."""
+    """Largest difference between PyTorch and ONNX Runtime outputs on real images.
+
+    Probabilities and logits must agree within 1e-4 absolute. The class-activation maps
+    are unnormalised sums over 1280 channels (magnitudes in the tens), so they are held to
+    1e-4 relative to their largest magnitude: float32 rounding alone exceeds 1e-4 absolute.
+    Returns the largest absolute difference in probabilities/logits.
+    """
     import onnxruntime as ort
 
     x = images.astype(np.float32)
@@ -406,7 +414,11 @@ def check_onnx_parity(
         ref = [t.numpy() for t in ExportWrapper(net, temperature).eval()(torch.from_numpy(x))]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {"image": x})
-    diff = max(float(np.abs(a - b).max()) for a, b in zip(ref[:3], got[:3], strict=True))
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(ref[:2], got[:2], strict=True))
     if diff > 1e-4:
-        raise RuntimeError(f"ONNX and PyTorch disagree by {diff:.2e} (> 1e-4)")
+        raise RuntimeError(f"ONNX and PyTorch probabilities/logits disagree by {diff:.2e}")
+    cam_scale = max(float(np.abs(ref[2]).max()), 1e-6)
+    cam_rel = float(np.abs(ref[2] - got[2]).max()) / cam_scale
+    if cam_rel > 1e-4:
+        raise RuntimeError(f"ONNX and PyTorch CAMs disagree by {cam_rel:.2e} (relative)")
     return diff
