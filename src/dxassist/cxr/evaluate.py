@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dxassist.cxr.manifest import ManifestRow, read_manifest
-from dxassist.cxr.metrics import roc_auc
+from dxassist.cxr.metrics import reliability_bins, roc_auc, roc_curve
 from dxassist.cxr.preprocess import preprocess
 from dxassist.cxr.runtime import CxrModel
 from dxassist.cxr.taxonomy import FINDINGS
@@ -125,7 +125,10 @@ def _operating_point(threshold: float) -> dict[str, Metric]:
         neg = t == 0
         return float(((1.0 - p[neg, 0]) < threshold).mean()) if neg.any() else float("nan")
 
-    return {"sensitivity": sens, "specificity": spec}
+    def abnormal_accuracy(t: npt.NDArray[np.int64], p: npt.NDArray[np.float64]) -> float:
+        return float((((1.0 - p[:, 0]) >= threshold) == (t != 0)).mean())
+
+    return {"sensitivity": sens, "specificity": spec, "abnormal_accuracy": abnormal_accuracy}
 
 
 def bootstrap(
@@ -192,13 +195,53 @@ def evaluate(
             lbl: sum(r.label == lbl for r in sub_rows)
             for lbl in sorted({r.label for r in sub_rows})
         }
+        t, p = targets[sel], preds.probabilities[sel]
         report["by_dataset"][ds] = {
             "images": len(sub_rows),
             "patients": len({r.patient_id for r in sub_rows}),
             "labels": counts,
-            "metrics": bootstrap(sub_rows, targets[sel], preds.probabilities[sel], metrics, n_boot),
+            "metrics": bootstrap(sub_rows, t, p, metrics, n_boot),
+            "confusion": confusion(sub_rows, p),
+            "curves": curves(t, p),
         }
+    report["predictions"] = [
+        {
+            "path": str(r.path),
+            "dataset": r.dataset,
+            "patient_id": r.patient_id,
+            "label": r.label,
+            **{k: float(v) for k, v in zip(FINDINGS, prob, strict=True)},
+        }
+        for r, prob in zip(rows, preds.probabilities, strict=True)
+    ]
     return report
+
+
+def confusion(rows: list[ManifestRow], probs: npt.NDArray[np.float64]) -> dict[str, list[int]]:
+    """True label → counts of argmax findings (in FINDINGS order)."""
+    out: dict[str, list[int]] = {}
+    for label in [*FINDINGS, "pneumonia"]:
+        m = np.array([r.label == label for r in rows], dtype=bool)
+        if m.any():
+            out[label] = np.bincount(probs[m].argmax(1), minlength=len(FINDINGS)).tolist()
+    return out
+
+
+def curves(t: npt.NDArray[np.int64], p: npt.NDArray[np.float64]) -> dict[str, Any]:
+    """ROC curves (abnormal and one-vs-rest per finding) and reliability bins."""
+    out: dict[str, Any] = {"roc": {}}
+    if 0 < (t != 0).sum() < len(t):
+        fpr, tpr = roc_curve(t != 0, 1.0 - p[:, 0])
+        out["roc"]["abnormal"] = {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
+    typed = t >= 0
+    for k, name in enumerate(FINDINGS):
+        y = t[typed] == k
+        if 0 < y.sum() < len(y):
+            fpr, tpr = roc_curve(y, p[typed, k])
+            out["roc"][name] = {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
+    q = p[typed]
+    out["reliability"] = reliability_bins(q.argmax(1) == t[typed], q.max(1))
+    return out
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -227,7 +270,130 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+PUBLISHED_KERMANY = {
+    "auc_abnormal": 0.968,
+    "auc_bacterial_vs_viral": 0.940,
+    "abnormal_accuracy_at_priority": 0.928,
+    "sensitivity_at_priority": 0.932,
+    "specificity_at_priority": 0.901,
+}
+
+
+def _cell(m: dict[str, float]) -> str:
+    if np.isnan(m["value"]):
+        return "n/a"
+    return f"{m['value']:.3f} ({m['ci_low']:.3f}–{m['ci_high']:.3f})"
+
+
+def format_summary(report: dict[str, Any]) -> str:
+    """The markdown summary: metrics table, Kermany anchor, confusion matrices."""
+    lines = [
+        f"# Evaluation of {report['model']['name']} {report['model']['version']} "
+        f"on the {report['split']} split",
+        "",
+        f"95 % CIs: {report['n_boot']} bootstrap resamples of patients.",
+        "",
+        format_table(report),
+        "",
+    ]
+    kermany = report["by_dataset"].get("kermany")
+    if kermany is not None:
+        lines += [
+            "## Kermany anchor (Kermany et al., Cell 2018)",
+            "",
+            "| metric | this model | Kermany 2018 |",
+            "|---|---|---|",
+        ]
+        for key, published in PUBLISHED_KERMANY.items():
+            lines.append(f"| {key} | {_cell(kermany['metrics'][key])} | {published:.3f} |")
+        lines.append("")
+    lines += ["## Confusion (rows: truth; columns: argmax " + " / ".join(FINDINGS) + ")", ""]
+    for ds, block in report["by_dataset"].items():
+        lines.append(
+            f"- {ds}: "
+            + "; ".join(
+                f"{label} {' / '.join(str(c) for c in counts)}"
+                for label, counts in block["confusion"].items()
+            )
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
+    """ROC curves and reliability diagrams as PNG (matplotlib, from the train extra)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written: list[Path] = []
+    blocks = report["by_dataset"]
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for ds, block in blocks.items():
+        roc = block["curves"]["roc"].get("abnormal")
+        if roc:
+            auc = block["metrics"]["auc_abnormal"]["value"]
+            ax.plot(roc["fpr"], roc["tpr"], label=f"{ds} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.set(xlabel="1 − specificity", ylabel="sensitivity", title="Abnormal vs normal: ROC")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", fontsize=8)
+    written.append(out_dir / "roc_abnormal.png")
+    fig.savefig(written[-1], dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for name, roc in blocks["pooled"]["curves"]["roc"].items():
+        if name == "abnormal":
+            continue
+        auc = blocks["pooled"]["metrics"][f"auc_{name}"]["value"]
+        ax.plot(roc["fpr"], roc["tpr"], label=f"{name} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.set(xlabel="1 − specificity", ylabel="sensitivity", title="Pooled one-vs-rest ROC")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", fontsize=8)
+    written.append(out_dir / "roc_findings.png")
+    fig.savefig(written[-1], dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for ds, block in blocks.items():
+        bins = [b for b in block["curves"]["reliability"] if b["count"] >= 5]
+        if bins:
+            ece_value = block["metrics"]["ece"]["value"]
+            ax.plot(
+                [b["confidence"] for b in bins],
+                [b["accuracy"] for b in bins],
+                "o-",
+                label=f"{ds} (ECE {ece_value:.3f})",
+            )
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.set(
+        xlabel="mean top-class probability",
+        ylabel="observed accuracy",
+        title="Reliability (bins with ≥ 5 films)",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize=8)
+    written.append(out_dir / "reliability.png")
+    fig.savefig(written[-1], dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return written
+
+
 def write_report(report: dict[str, Any], out_dir: Path) -> None:
+    """report.json, summary.md, predictions.csv and PNG plots in out_dir."""
+    import csv
+
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out_dir / "summary.md").write_text(format_table(report) + "\n")
+    (out_dir / "summary.md").write_text(format_summary(report))
+    with (out_dir / "predictions.csv").open("w", newline="") as handle:
+        fields = ["path", "dataset", "patient_id", "label", *FINDINGS]
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(report["predictions"])
+    write_plots(report, out_dir)

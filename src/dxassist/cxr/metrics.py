@@ -48,3 +48,41 @@ def threshold_for_specificity(
         raise ValueError("no negative cases to set a specificity operating point")
     k = int(np.ceil(specificity * len(neg))) - 1
     return float(np.nextafter(neg[min(max(k, 0), len(neg) - 1)], np.inf))
+
+
+def roc_curve(
+    y_true: npt.ArrayLike, score: npt.ArrayLike
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """False- and true-positive rates at every distinct threshold, from (0, 0) to (1, 1)."""
+    y = np.asarray(y_true, dtype=bool)
+    s = np.asarray(score, dtype=np.float64)
+    order = np.argsort(-s, kind="mergesort")
+    y, s = y[order], s[order]
+    distinct = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
+    tps = np.cumsum(y)[distinct]
+    fps = (distinct + 1) - tps
+    n_pos, n_neg = max(int(y.sum()), 1), max(int((~y).sum()), 1)
+    return np.r_[0.0, fps / n_neg], np.r_[0.0, tps / n_pos]
+
+
+def reliability_bins(
+    correct: npt.ArrayLike, confidence: npt.ArrayLike, bins: int = 10
+) -> list[dict[str, float]]:
+    """Per equal-width confidence bin: count, mean confidence, observed accuracy."""
+    c = np.asarray(correct, dtype=bool)
+    p = np.asarray(confidence, dtype=np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    out = []
+    for b in range(bins):
+        m = idx == b
+        out.append(
+            {
+                "low": float(edges[b]),
+                "high": float(edges[b + 1]),
+                "count": int(m.sum()),
+                "confidence": float(p[m].mean()) if m.any() else float("nan"),
+                "accuracy": float(c[m].mean()) if m.any() else float("nan"),
+            }
+        )
+    return out
