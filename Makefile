@@ -25,8 +25,8 @@ run: $(VENV)/.runtime
 	$(VENV)/bin/dxassist demo
 
 test: $(VENV)/.dev
-	$(VENV)/bin/ruff check src tests bench scripts
-	$(VENV)/bin/ruff format --check src tests bench scripts
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 

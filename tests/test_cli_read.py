@@ -250,3 +250,11 @@ def test_model_caveat_is_shown_with_its_finding(
     )
     assert code == EXIT_OK
     assert objs[0]["warnings"] == [f"caveat for {objs[0]['top_finding']}"]
+
+
+@pytest.mark.parametrize("command", [[], ["read"], ["demo"], ["train"], ["evaluate"]])
+def test_help_pages_render(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main([*command, "--help"])
+    assert stop.value.code == 0
+    assert "usage: dxassist" in capsys.readouterr().out

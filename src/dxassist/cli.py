@@ -20,6 +20,8 @@ from dxassist.cxr.taxonomy import DISPLAY_NAMES, FINDINGS
 from dxassist.errors import DxAssistError, InputError, ModelError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT, EXIT_MODEL = 0, 1, 2, 3, 4
+#: an optional dependency (the train extra) is not installed
+EXIT_DEPENDENCY = 5
 #: what a shell reports when the reader of our output goes away (128 + SIGPIPE)
 EXIT_BROKEN_PIPE = 141
 DEFAULT_HEATMAP_DIR = Path("dxassist-heatmaps")
@@ -153,6 +155,7 @@ def cmd_read(args: argparse.Namespace) -> int:
             if os.path.realpath(Path(name).parent) == here:
                 taken.add(heatmap_dir / Path(name).name)
     status = EXIT_OK
+    n_read = 0
     for i, name in enumerate(args.files):
         path = Path(name)
         try:
@@ -182,13 +185,14 @@ def cmd_read(args: argparse.Namespace) -> int:
             if args.json:
                 _print_json({"file": name, "error": message})
             continue
+        n_read += 1
         if args.json:
             _print_json(result.to_json())
         else:
             if i:
                 print()
             print(_format_human(result), flush=True)
-    if not args.json:
+    if n_read and not args.json:
         print(f"\n{DISCLAIMER}")
     return status
 
@@ -217,10 +221,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         from dxassist.cxr.train import TrainConfig, train
     except ImportError as exc:
         _err(
-            f"training needs PyTorch ({exc.name} is missing): pip install torch==2.13.0 "
-            "&& pip install -e '.[train]'"
+            f"training needs the train extra ({exc.name} is missing): pip install "
+            "torch==2.13.0 && pip install -e '.[train]'"
         )
-        return EXIT_INPUT
+        return EXIT_DEPENDENCY
     manifest = Path(args.manifest)
     if not manifest.is_file():
         _err(f"manifest {manifest} not found")
@@ -238,6 +242,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
         resume=args.resume,
         seed=args.seed,
+        model_version=args.model_version,
     )
     meta = train(cfg)
     print(json.dumps({k: v for k, v in meta.items() if k != "training"}, indent=2))
@@ -261,8 +266,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         split=args.split,
         n_boot=args.n_boot,
     )
-    write_report(report, Path(args.out))
+    note = write_report(report, Path(args.out))
     print(format_table(report))
+    if note:
+        print(note)
     print(f"\nreport written to {args.out}")
     return EXIT_OK
 
@@ -313,15 +320,25 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--cache-dir", help="cache preprocessed images here")
     tr.add_argument("--resume", action="store_true", help="continue from out/checkpoint.pt")
     tr.add_argument("--seed", type=int, default=20261203)
+    tr.add_argument(
+        "--model-version",
+        default="0.0.0-dev",
+        help="version written into the model metadata (default 0.0.0-dev, so a retrained "
+        "model is never mistaken for a shipped one)",
+    )
     tr.set_defaults(func=cmd_train)
 
-    ev = sub.add_parser("evaluate", help="evaluate a model on a manifest split, with 95% CIs")
-    ev.add_argument("--manifest", required=True)
-    ev.add_argument("--image-root")
-    ev.add_argument("--split", default="test")
-    ev.add_argument("--model", default=None)
-    ev.add_argument("--out", default="dxassist-eval")
-    ev.add_argument("--n-boot", type=int, default=1000)
+    ev = sub.add_parser(
+        "evaluate", help="evaluate a model on a manifest split, with 95%% CIs by patient"
+    )
+    ev.add_argument("--manifest", required=True, help="CSV like shared/data/cxr/manifest.csv")
+    ev.add_argument("--image-root", help="folder the manifest paths are relative to")
+    ev.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    ev.add_argument(
+        "--model", default=None, help="model name in models/ or .onnx path (default: shipped)"
+    )
+    ev.add_argument("--out", default="dxassist-eval", help="report folder (default: dxassist-eval)")
+    ev.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
     ev.set_defaults(func=cmd_evaluate)
     return parser
 

@@ -25,6 +25,7 @@ from dxassist.cxr.metrics import reliability_bins, roc_auc, roc_curve
 from dxassist.cxr.preprocess import preprocess
 from dxassist.cxr.runtime import CxrModel
 from dxassist.cxr.taxonomy import FINDINGS
+from dxassist.errors import InputError
 from dxassist.imaging import load_file
 
 Metric = Callable[[npt.NDArray[np.int64], npt.NDArray[np.float64]], float]
@@ -46,9 +47,12 @@ def predict_rows(
     probs = np.zeros((len(rows), len(FINDINGS)), dtype=np.float64)
     iterator: Any = range(0, len(rows), batch)
     if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(iterator, desc="predict", unit="batch")
+        try:
+            from tqdm import tqdm
+        except ImportError:  # progress bars come with the train extra; not needed here
+            pass
+        else:
+            iterator = tqdm(iterator, desc="predict", unit="batch")
     for start in iterator:
         chunk = rows[start : start + batch]
         x = np.stack([preprocess(load_file(r.path).pixels, model.info.input_size) for r in chunk])
@@ -171,7 +175,10 @@ def evaluate(
 ) -> dict[str, Any]:
     rows = [r for r in read_manifest(manifest, image_root) if r.split == split]
     if not rows:
-        raise ValueError(f"{manifest} has no usable rows in split {split!r}")
+        raise InputError(
+            f"{manifest} has no usable rows in split {split!r}; check the split column "
+            "(train / val / test) or pass --split"
+        )
     preds = predict_rows(model, rows)
     metrics = _metrics()
     for name, thr in (
@@ -384,16 +391,36 @@ def write_plots(report: dict[str, Any], out_dir: Path) -> list[Path]:
     return written
 
 
-def write_report(report: dict[str, Any], out_dir: Path) -> None:
-    """report.json, summary.md, predictions.csv and PNG plots in out_dir."""
+def _json_safe(value: Any) -> Any:
+    """NaN/inf (an undefined metric, e.g. AUC with one class) as null: strict JSON."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_report(report: dict[str, Any], out_dir: Path) -> str | None:
+    """report.json, summary.md, predictions.csv and PNG plots in out_dir.
+
+    Returns a note when the plots had to be skipped (matplotlib not installed).
+    """
     import csv
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out_dir / "report.json").write_text(
+        json.dumps(_json_safe(report), indent=2, allow_nan=False) + "\n"
+    )
     (out_dir / "summary.md").write_text(format_summary(report))
     with (out_dir / "predictions.csv").open("w", newline="") as handle:
         fields = ["path", "dataset", "patient_id", "label", *FINDINGS]
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         writer.writerows(report["predictions"])
-    write_plots(report, out_dir)
+    try:
+        write_plots(report, out_dir)
+    except ImportError:
+        return "plots skipped: matplotlib is not installed (pip install -e '.[train]')"
+    return None

@@ -33,6 +33,7 @@ from dxassist.cxr.metrics import roc_auc, threshold_for_sensitivity, threshold_f
 from dxassist.cxr.network import BACKBONE, FROZEN_BLOCKS, CxrNet, ExportWrapper
 from dxassist.cxr.preprocess import INPUT_SIZE, preprocess
 from dxassist.cxr.taxonomy import FINDINGS
+from dxassist.errors import InputError
 from dxassist.imaging import load_file
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class TrainConfig:
     cache_dir: Path | None = None
     resume: bool = False
     model_name: str = "dxassist-cxr-effnetlite0"
-    model_version: str = "0.1.0"
+    model_version: str = "0.0.0-dev"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -235,7 +236,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         by_split = {s: rng.sample(v, min(cfg.limit_per_split, len(v))) for s, v in by_split.items()}
     for s, v in by_split.items():
         if not v:
-            raise ValueError(f"the manifest has no usable {s} rows")
+            raise InputError(
+                f"{cfg.manifest} has no usable {s} rows (frontal views with known labels); "
+                "training needs both a train and a val split"
+            )
     x_train, y_train = load_split(by_split["train"], cfg.cache_dir, "train")
     x_val, y_val = load_split(by_split["val"], cfg.cache_dir, "val")
     log.info("train %d images, val %d images", len(x_train), len(x_val))
