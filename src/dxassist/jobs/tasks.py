@@ -1,0 +1,75 @@
+"""The analysis task: one claimed study in, its AI read (or failure reason) stored."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from dxassist.config import Settings
+from dxassist.cxr.runtime import CxrModel
+from dxassist.errors import DxAssistError
+from dxassist.pipeline import read_file
+from dxassist.store import repository
+from dxassist.store.db import session_factory_for
+from dxassist.store.models import StudyStatus
+
+log = logging.getLogger(__name__)
+
+HEATMAP_DIR = "heatmaps"
+
+
+def heatmap_relpath(study_id: str) -> Path:
+    """Where a study's heatmap lives, relative to the data folder."""
+    return Path(HEATMAP_DIR) / f"{study_id}.png"
+
+
+def analyse_study(
+    study_id: str,
+    settings: Settings,
+    model: CxrModel,
+    sessions: sessionmaker[Session] | None = None,
+) -> None:
+    """Read the stored file of one study with `model` and store the outcome.
+
+    The study ends ``ready`` (probabilities, priority, heatmap under
+    ``<data_dir>/heatmaps/<id>.png``, warnings, model name/version) or ``failed``
+    (the :class:`~dxassist.errors.DxAssistError` message, or for an unexpected exception
+    its type name and message). A study already ``ready`` or ``failed`` is left alone.
+    Raises :class:`~dxassist.store.repository.StudyNotFoundError` for an unknown id;
+    database errors propagate (the study then stays ``analysing`` and is requeued when
+    the worker restarts).
+    """
+    factory = sessions or session_factory_for(settings.database_url)
+    with factory() as session:
+        study = repository.get(session, study_id)
+        if study is None:
+            raise repository.StudyNotFoundError(f"no study with id {study_id!r}")
+        if study.status in (StudyStatus.READY, StudyStatus.FAILED):
+            return
+        source = settings.data_dir / study.file_path
+        heatmap_rel = heatmap_relpath(study_id)
+        try:
+            result = read_file(source, model, settings.data_dir / heatmap_rel)
+        except DxAssistError as exc:
+            log.info("study %s failed: %s", study_id, exc)
+            repository.mark_failed(session, study_id, str(exc))
+            return
+        except Exception as exc:
+            log.exception("study %s: unexpected error", study_id)
+            repository.mark_failed(session, study_id, f"{type(exc).__name__}: {exc}")
+            return
+        reading = result.reading
+        repository.mark_ready(
+            session,
+            study_id,
+            probabilities=reading.probabilities,
+            abnormal=reading.abnormal,
+            priority=str(reading.priority),
+            top_finding=reading.top_finding,
+            heatmap_path=heatmap_rel.as_posix(),
+            warnings=result.warnings,
+            model_name=result.model.name,
+            model_version=result.model.version,
+        )

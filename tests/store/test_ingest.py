@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from dxassist.config import Settings
+from dxassist.errors import InputError
+from dxassist.ingest import receive_file
+from dxassist.store import Study, StudyStatus, make_engine, make_session_factory
+from dxassist.store import repository as repo
+
+
+def stored_files(settings: Settings) -> list[Path]:
+    files = settings.data_dir / "files"
+    return sorted(files.iterdir()) if files.exists() else []
+
+
+@pytest.mark.parametrize("which", ["rg1_uncr", "nih_png"])
+def test_receive_real_file(
+    which: str, request: pytest.FixtureRequest, settings: Settings, session: Session
+) -> None:
+    path: Path = request.getfixturevalue(which)
+    data = path.read_bytes()
+    study = receive_file(settings, session, data, path.name)
+
+    assert study.status == StudyStatus.RECEIVED
+    assert study.original_filename == path.name
+    stored = settings.data_dir / study.file_path
+    assert stored.is_file()
+    assert stored_files(settings) == [stored]  # no temp file left behind
+    assert study.sha256 == hashlib.sha256(data).hexdigest()
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == study.sha256
+    assert study.rows and study.columns
+
+    session.expunge_all()
+    row = repo.get(session, study.id)
+    assert row is not None and row.status == StudyStatus.RECEIVED
+    assert row.sha256 == study.sha256
+    if which == "rg1_uncr":
+        assert row.modality == "CR"
+        assert row.sop_instance_uid
+    else:
+        assert row.modality is None
+
+
+def test_bad_file_stores_nothing(settings: Settings, session: Session) -> None:
+    with pytest.raises(InputError):
+        receive_file(settings, session, b"this is a report, not an image\n" * 20, "x.dcm")
+    assert session.scalar(select(func.count()).select_from(Study)) == 0
+    assert stored_files(settings) == []
+
+
+def test_failed_commit_removes_the_file(db_url: str, tmp_path: Path, rg1_uncr: Path) -> None:
+    """A database without the study table (never migrated): the insert fails for real."""
+    settings = Settings(data_dir=tmp_path / "data", database_url=db_url)
+    engine = make_engine(db_url)
+    try:
+        with make_session_factory(engine)() as session, pytest.raises(DBAPIError):
+            receive_file(settings, session, rg1_uncr.read_bytes(), rg1_uncr.name)
+    finally:
+        engine.dispose()
+    assert stored_files(settings) == []
