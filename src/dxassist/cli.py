@@ -14,10 +14,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dxassist import __version__
 from dxassist.cxr.taxonomy import DISPLAY_NAMES, FINDINGS
 from dxassist.errors import DxAssistError, InputError, ModelError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from dxassist.config import Settings
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT, EXIT_MODEL = 0, 1, 2, 3, 4
 #: an optional dependency (the train extra) is not installed
@@ -274,6 +280,141 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _service_settings() -> Settings:
+    from dxassist.config import Settings
+
+    return Settings.from_env()
+
+
+def _migrated_sessions(settings: Settings) -> sessionmaker[Session]:
+    from dxassist.store import upgrade_to_head
+    from dxassist.store.db import session_factory_for
+
+    try:
+        upgrade_to_head(settings.database_url)
+    except Exception as exc:
+        raise DxAssistError(
+            f"cannot open the database at {_redacted(settings.database_url)} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); check "
+            "DXASSIST_DATABASE_URL (and that the server is running) or DXASSIST_DATA_DIR"
+        ) from exc
+    return session_factory_for(settings.database_url)
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<invalid URL>"
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    import getpass
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise _UsageError("--password-stdin: no password on standard input")
+        return password
+    if not sys.stdin.isatty():
+        raise _UsageError("no terminal to ask for the password; pipe it in with --password-stdin")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Password again: ") != first:
+        raise _UsageError("the two passwords differ; nothing was changed")
+    return first
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from dxassist.accounts import create_user
+
+    try:
+        password = _read_password(args)
+    except _UsageError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    settings = _service_settings()
+    sessions = _migrated_sessions(settings)
+    with sessions() as session:
+        user = create_user(session, args.username, password, args.role)
+    print(f"user {user.username} ({user.role.value}) created in {_redacted(settings.database_url)}")
+    return EXIT_OK
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from dxassist.store.models import User
+
+    sessions = _migrated_sessions(_service_settings())
+    with sessions() as session:
+        users = list(session.scalars(select(User).order_by(User.username)))
+    if not users:
+        print("no users yet: create one with `dxassist user add NAME --role admin`")
+    for u in users:
+        state = "" if u.active else "  (disabled)"
+        print(f"{u.username:<24} {u.role.value:<12} created {u.created_at:%Y-%m-%d}{state}")
+    return EXIT_OK
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from dxassist.accounts import create_token
+    from dxassist.accounts.service import find_user
+
+    sessions = _migrated_sessions(_service_settings())
+    with sessions() as session:
+        user = find_user(session, args.username)
+        if user is None:
+            _err(f"no user {args.username!r}; create it first with `dxassist user add`")
+            return EXIT_USAGE
+        token = create_token(session, user, args.name)
+    print(token)
+    print(
+        f"API token {args.name!r} acting as {user.username} ({user.role.value}); it is shown "
+        "only now: send it as 'Authorization: Bearer <token>'",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from dxassist.accounts import has_users
+    from dxassist.cxr.runtime import CxrModel
+    from dxassist.web import create_app
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = _service_settings()
+    sessions = _migrated_sessions(settings)
+    try:
+        model = CxrModel.load(args.model)
+    except ModelError as exc:
+        _err(str(exc))
+        return EXIT_MODEL
+    app = create_app(settings, model, migrate=False)
+    with sessions() as session:
+        users_exist = has_users(session)
+    print(
+        f"dxassist {__version__}: data in {settings.data_dir.absolute()}, database "
+        f"{_redacted(settings.database_url)}, model {model.info.name} {model.info.version}"
+    )
+    if not users_exist:
+        print(
+            "No users yet. Create the first one in another terminal (same folder and "
+            "DXASSIST_* settings):\n    dxassist user add admin --role admin\n"
+            "    dxassist user add NAME --role radiologist"
+        )
+    print(f"Worklist: http://{args.host}:{args.port}/   (Ctrl+C stops)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dxassist",
@@ -340,6 +481,39 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default="dxassist-eval", help="report folder (default: dxassist-eval)")
     ev.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
     ev.set_defaults(func=cmd_evaluate)
+
+    sv = sub.add_parser(
+        "serve",
+        help="run the worklist service (web UI + API + analysis worker)",
+        description="Run the worklist service. Settings come from DXASSIST_* variables "
+        "(DXASSIST_DATA_DIR, default ./dxassist-data; DXASSIST_DATABASE_URL, default SQLite "
+        "in the data folder).",
+    )
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    sv.add_argument("--model", default=None, help="model name in models/ or .onnx path")
+    sv.set_defaults(func=cmd_serve)
+
+    us = sub.add_parser("user", help="manage user accounts").add_subparsers(
+        dest="user_command", required=True
+    )
+    ua = us.add_parser("add", help="create a user (asks for the password)")
+    ua.add_argument("username")
+    ua.add_argument("--role", required=True, choices=["radiologist", "admin"])
+    ua.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    ua.set_defaults(func=cmd_user_add)
+    ul = us.add_parser("list", help="list users")
+    ul.set_defaults(func=cmd_user_list)
+
+    tk = sub.add_parser("token", help="manage API tokens").add_subparsers(
+        dest="token_command", required=True
+    )
+    tc = tk.add_parser("create", help="create an API token for a user (printed once)")
+    tc.add_argument("username")
+    tc.add_argument("--name", required=True, help="what uses the token, e.g. 'gateway'")
+    tc.set_defaults(func=cmd_token_create)
     return parser
 
 

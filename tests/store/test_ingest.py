@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from dxassist.config import Settings
 from dxassist.errors import InputError
-from dxassist.ingest import receive_file
+from dxassist.ingest import ReceiveError, receive_file, receive_files
+from dxassist.privacy import patient_key
 from dxassist.store import Study, StudyStatus, make_engine, make_session_factory
 from dxassist.store import repository as repo
 
@@ -65,3 +66,48 @@ def test_failed_commit_removes_the_file(db_url: str, tmp_path: Path, rg1_uncr: P
     finally:
         engine.dispose()
     assert stored_files(settings) == []
+
+
+def test_same_bytes_twice_is_one_study(
+    settings: Settings, session: Session, rg1_uncr: Path
+) -> None:
+    data = rg1_uncr.read_bytes()
+    first = receive_file(settings, session, data, "a.dcm")
+    again = receive_file(settings, session, data, "b.dcm")
+    assert again.id == first.id
+    assert session.scalar(select(func.count()).select_from(Study)) == 1
+    assert len(stored_files(settings)) == 1
+
+
+def test_batch_is_all_or_nothing(
+    settings: Settings, session: Session, rg1_uncr: Path, nih_png: Path
+) -> None:
+    files = [
+        (rg1_uncr.read_bytes(), rg1_uncr.name),
+        (b"not an image at all", "notes.txt"),
+        (nih_png.read_bytes(), nih_png.name),
+        (b"", "empty.dcm"),
+    ]
+    with pytest.raises(ReceiveError) as caught:
+        receive_files(settings, session, files)
+    assert [name for name, _ in caught.value.problems] == ["notes.txt", "empty.dcm"]
+    assert all(reason for _, reason in caught.value.problems)
+    assert session.scalar(select(func.count()).select_from(Study)) == 0
+    assert stored_files(settings) == []
+
+    received = receive_files(settings, session, [files[0], files[2], files[0]])
+    assert [r.duplicate for r in received] == [False, False, True]
+    assert received[2].study.id == received[0].study.id
+    assert len(stored_files(settings)) == 2
+
+
+def test_patient_key_is_a_keyed_hash(settings: Settings, session: Session, rg1_uncr: Path) -> None:
+    import pydicom
+
+    study = receive_file(settings, session, rg1_uncr.read_bytes(), rg1_uncr.name)
+    patient_id = str(pydicom.dcmread(rg1_uncr, stop_before_pixels=True).PatientID)
+    assert study.patient_key and len(study.patient_key) == 64
+    assert patient_id not in study.patient_key
+    assert study.patient_key != hashlib.sha256(patient_id.encode()).hexdigest()
+    secret = (settings.data_dir / "site-secret").read_bytes().strip()
+    assert study.patient_key == patient_key(patient_id, secret)

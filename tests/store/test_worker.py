@@ -98,10 +98,14 @@ def test_background_worker_thread(
 
 
 def test_file_unreadable_after_receipt_fails_with_reason(
-    settings: Settings, sessions: sessionmaker[Session], model: CxrModel, rg1_uncr: Path
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    model: CxrModel,
+    rg1_uncr: Path,
+    rg1_j2kr: Path,
 ) -> None:
     corrupt = receive(settings, sessions, rg1_uncr)
-    missing = receive(settings, sessions, rg1_uncr)
+    missing = receive(settings, sessions, rg1_j2kr)
     corrupt_path = settings.data_dir / fetch(sessions, corrupt).file_path
     corrupt_path.write_bytes(corrupt_path.read_bytes()[:600])  # truncated on disk
     (settings.data_dir / fetch(sessions, missing).file_path).unlink()
@@ -215,5 +219,6 @@ def test_list_open_orders_urgent_priority_routine_then_oldest(
         "priority-new",
         "routine-old",
         "routine-new",
+        "failed",  # failed analysis still needs a radiologist's read: it stays on the list
         "received",
     ]

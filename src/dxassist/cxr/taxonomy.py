@@ -19,3 +19,14 @@ PNEUMONIA_UNTYPED = "pneumonia"
 
 #: Manifest labels the model does not learn (ARDS, Pneumocystis...): left out of training.
 EXCLUDED_LABELS = frozenset({"other"})
+
+#: Labels a radiologist can give a study on review: the four findings, pneumonia whose
+#: type the film does not show, and another abnormality the model does not report. They
+#: are the labels a training manifest accepts, so reviewed studies can be exported as one.
+REVIEW_LABELS: tuple[str, ...] = (*FINDINGS, PNEUMONIA_UNTYPED, "other")
+
+REVIEW_LABEL_NAMES: dict[str, str] = {
+    **DISPLAY_NAMES,
+    PNEUMONIA_UNTYPED: "Pneumonia, type not determined",
+    "other": "Other abnormality (not pneumonia)",
+}

@@ -8,8 +8,10 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from dxassist.config import Settings
+from dxassist.cxr.heatmap import write_layer
 from dxassist.cxr.runtime import CxrModel
 from dxassist.errors import DxAssistError
+from dxassist.imaging.render import write_preview
 from dxassist.pipeline import read_file
 from dxassist.store import repository
 from dxassist.store.db import session_factory_for
@@ -18,11 +20,22 @@ from dxassist.store.models import StudyStatus
 log = logging.getLogger(__name__)
 
 HEATMAP_DIR = "heatmaps"
+PREVIEW_DIR = "previews"
 
 
 def heatmap_relpath(study_id: str) -> Path:
-    """Where a study's heatmap lives, relative to the data folder."""
+    """Where a study's heatmap overlay lives, relative to the data folder."""
     return Path(HEATMAP_DIR) / f"{study_id}.png"
+
+
+def heatmap_layer_relpath(study_id: str) -> Path:
+    """Where a study's heatmap layer (RGBA, the preview's size) lives."""
+    return Path(HEATMAP_DIR) / f"{study_id}_layer.png"
+
+
+def preview_relpath(study_id: str) -> Path:
+    """Where a study's display copy (8-bit PNG) lives, relative to the data folder."""
+    return Path(PREVIEW_DIR) / f"{study_id}.png"
 
 
 def analyse_study(
@@ -33,8 +46,9 @@ def analyse_study(
 ) -> None:
     """Read the stored file of one study with `model` and store the outcome.
 
-    The study ends ``ready`` (probabilities, priority, heatmap under
-    ``<data_dir>/heatmaps/<id>.png``, warnings, model name/version) or ``failed``
+    The study ends ``ready`` (probabilities, priority, heatmap overlay under
+    ``<data_dir>/heatmaps/<id>.png``, the heatmap alone as an RGBA layer the size of the
+    display copy ``<data_dir>/previews/<id>.png``, warnings, model name/version) or ``failed``
     (the :class:`~dxassist.errors.DxAssistError` message, or for an unexpected exception
     its type name and message). A study already ``ready`` or ``failed`` is left alone.
     Raises :class:`~dxassist.store.repository.StudyNotFoundError` for an unknown id;
@@ -52,6 +66,15 @@ def analyse_study(
         heatmap_rel = heatmap_relpath(study_id)
         try:
             result = read_file(source, model, settings.data_dir / heatmap_rel)
+            width, height = write_preview(
+                settings.data_dir / preview_relpath(study_id), result.radiograph.pixels
+            )
+            write_layer(
+                settings.data_dir / heatmap_layer_relpath(study_id),
+                result.reading.cam,
+                width,
+                height,
+            )
         except DxAssistError as exc:
             log.info("study %s failed: %s", study_id, exc)
             repository.mark_failed(session, study_id, str(exc))

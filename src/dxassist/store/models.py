@@ -1,4 +1,4 @@
-"""The database tables (one for now: ``study``)."""
+"""The database tables: studies and their reviews, user accounts, web sessions, API tokens."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Enum, Float, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Enum, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -64,7 +64,7 @@ class Study(Base):
     # the received file
     original_filename: Mapped[str] = mapped_column(Text)
     file_path: Mapped[str] = mapped_column(Text)  # relative to Settings.data_dir
-    sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
 
     # from the image
     modality: Mapped[str | None] = mapped_column(String(16))
@@ -85,5 +85,87 @@ class Study(Base):
     model_name: Mapped[str | None] = mapped_column(String(128))
     model_version: Mapped[str | None] = mapped_column(String(64))
 
+    # from the image, for the training export (no names or identifiers are kept here)
+    patient_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    patient_age_years: Mapped[float | None] = mapped_column(Float)
+    # the radiologist's read: set when the first review is stored (the open worklist is
+    # every study without one); the reviews themselves are in the ``review`` table
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+
     def __repr__(self) -> str:
         return f"Study(id={self.id!r}, status={self.status!s}, file={self.original_filename!r})"
+
+
+class Role(StrEnum):
+    RADIOLOGIST = "radiologist"
+    ADMIN = "admin"
+
+
+ROLE_TYPE = Enum(
+    Role,
+    name="user_role",
+    native_enum=False,
+    create_constraint=True,
+    length=16,
+    values_callable=lambda e: [m.value for m in e],
+    validate_strings=True,
+)
+
+
+class User(Base):
+    """A person (or machine owner) who can log in; passwords are stored as argon2id hashes."""
+
+    __tablename__ = "app_user"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[Role] = mapped_column(ROLE_TYPE)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"User({self.username!r}, role={self.role!s})"
+
+
+class WebSession(Base):
+    """A browser login. Only the SHA-256 of the cookie value is stored."""
+
+    __tablename__ = "web_session"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ApiToken(Base):
+    """A bearer token for machines (scripts, gateways). Only its SHA-256 is stored."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Review(Base):
+    """A radiologist's read of a study: final label(s), agreement with the AI, a note.
+
+    A study may be reviewed more than once (a correction); the newest review counts.
+    """
+
+    __tablename__ = "review"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    study_id: Mapped[str] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"), index=True)
+    reviewer_id: Mapped[str] = mapped_column(ForeignKey("app_user.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: final labels, primary first (see dxassist.cxr.taxonomy.REVIEW_LABELS)
+    labels: Mapped[list[str]] = mapped_column(JSON)
+    agrees_with_ai: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str] = mapped_column(Text, default="")

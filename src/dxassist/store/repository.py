@@ -8,18 +8,19 @@ returns, so what it did is visible to other sessions and workers at once.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.orm import Session
 
 from dxassist.store.db import is_postgresql
-from dxassist.store.models import Study, StudyStatus, new_id, utcnow
+from dxassist.store.models import Review, Study, StudyStatus, new_id, utcnow
 
-#: Worklist order of the triage priorities; studies without one yet come after them.
+#: Worklist order of the triage priorities; studies without one (not analysed yet, or
+#: failed analysis, which still need a radiologist's read) come after them.
 PRIORITY_RANK = {"urgent": 0, "priority": 1, "routine": 2}
-#: Statuses that are on the worklist: everything not yet failed (no review step exists yet).
-OPEN_STATUSES = (StudyStatus.RECEIVED, StudyStatus.ANALYSING, StudyStatus.READY)
 
 
 class StudyNotFoundError(LookupError):
@@ -40,6 +41,8 @@ def add_received(
     study_instance_uid: str | None = None,
     series_instance_uid: str | None = None,
     sop_instance_uid: str | None = None,
+    patient_key: str | None = None,
+    patient_age_years: float | None = None,
     warnings: Sequence[str] = (),
 ) -> Study:
     """Add a study in status ``received`` and flush it; the caller commits."""
@@ -60,6 +63,8 @@ def add_received(
         study_instance_uid=study_instance_uid,
         series_instance_uid=series_instance_uid,
         sop_instance_uid=sop_instance_uid,
+        patient_key=patient_key,
+        patient_age_years=patient_age_years,
         warnings=list(warnings),
     )
     session.add(study)
@@ -70,6 +75,13 @@ def add_received(
 def get(session: Session, study_id: str) -> Study | None:
     """The study with `study_id`, or None."""
     return session.get(Study, study_id)
+
+
+def find_by_sha256(session: Session, sha256: str) -> Study | None:
+    """The oldest study whose received file has this SHA-256, or None."""
+    return session.scalars(
+        select(Study).where(Study.sha256 == sha256).order_by(Study.created_at).limit(1)
+    ).first()
 
 
 def _require(session: Session, study_id: str) -> Study:
@@ -180,17 +192,152 @@ def requeue_stale_analysing(session: Session) -> int:
     return int(result.rowcount or 0)
 
 
-def list_open(session: Session, limit: int | None = None) -> list[Study]:
-    """The worklist: open studies, urgent before priority before routine, then oldest first.
+class StudyNotRetryableError(ValueError):
+    """Only a failed study can be retried."""
 
-    Studies not yet analysed (no priority) come after the routine ones.
+
+def retry(session: Session, study_id: str) -> Study:
+    """Put a ``failed`` study back in the queue (status ``received``). Commits."""
+    study = _require(session, study_id)
+    if study.status != StudyStatus.FAILED:
+        raise StudyNotRetryableError(
+            f"study {study_id} is {study.status}, not failed; only a failed study is retried"
+        )
+    study.status = StudyStatus.RECEIVED
+    study.failure_reason = None
+    study.updated_at = utcnow()
+    session.commit()
+    return study
+
+
+@dataclass(frozen=True)
+class WorklistQuery:
+    """Filters and paging of the worklist. ``reviewed=False`` is the open worklist."""
+
+    statuses: tuple[StudyStatus, ...] = ()
+    priorities: tuple[str, ...] = ()
+    received_from: datetime | None = None
+    received_before: datetime | None = None
+    reviewed: bool | None = False
+    limit: int = 50
+    offset: int = 0
+
+
+def worklist(session: Session, query: WorklistQuery | None = None) -> tuple[int, list[Study]]:
+    """(total matching, one page): urgent before priority before routine, then oldest first.
+
+    Studies without a priority (received, analysing, failed) come after the routine ones.
     """
+    q = query or WorklistQuery()
+    conditions: list[ColumnElement[bool]] = []
+    if q.statuses:
+        conditions.append(Study.status.in_(q.statuses))
+    if q.priorities:
+        conditions.append(Study.priority.in_(q.priorities))
+    if q.received_from is not None:
+        conditions.append(Study.created_at >= q.received_from)
+    if q.received_before is not None:
+        conditions.append(Study.created_at < q.received_before)
+    if q.reviewed is True:
+        conditions.append(Study.reviewed_at.is_not(None))
+    elif q.reviewed is False:
+        conditions.append(Study.reviewed_at.is_(None))
+    total = int(session.scalar(select(func.count()).select_from(Study).where(*conditions)) or 0)
     rank = case(PRIORITY_RANK, value=Study.priority, else_=len(PRIORITY_RANK))
-    query = (
+    page = (
         select(Study)
-        .where(Study.status.in_(OPEN_STATUSES))
+        .where(*conditions)
         .order_by(rank, Study.created_at, Study.id)
+        .limit(q.limit)
+        .offset(q.offset)
     )
-    if limit is not None:
-        query = query.limit(limit)
-    return list(session.scalars(query))
+    return total, list(session.scalars(page))
+
+
+def list_open(session: Session, limit: int | None = None) -> list[Study]:
+    """The open worklist (every unreviewed study), in worklist order."""
+    _, studies = worklist(session, WorklistQuery(limit=limit if limit is not None else 10**9))
+    return studies
+
+
+def next_open_after(session: Session, study_id: str) -> Study | None:
+    """The study after `study_id` on the open worklist (the first one if it is not on it)."""
+    studies = list_open(session)
+    ids = [st.id for st in studies]
+    if study_id in ids:
+        rest = studies[ids.index(study_id) + 1 :]
+        return rest[0] if rest else None
+    return studies[0] if studies else None
+
+
+class ReviewNotAllowedError(ValueError):
+    """The study cannot be reviewed yet (or the review is not valid)."""
+
+
+def add_review(
+    session: Session,
+    study_id: str,
+    *,
+    reviewer_id: str,
+    labels: Sequence[str],
+    agrees_with_ai: bool,
+    note: str = "",
+) -> Review:
+    """Store a review and take the study off the open worklist. Commits.
+
+    A study still waiting for the AI (received, analysing) cannot be reviewed yet; a failed
+    one can (the radiologist reads it without the AI).
+    """
+    study = _require(session, study_id)
+    if study.status in (StudyStatus.RECEIVED, StudyStatus.ANALYSING):
+        raise ReviewNotAllowedError(
+            f"study {study_id} is still {study.status}; review it once the AI read is ready"
+        )
+    now = utcnow()
+    review = Review(
+        id=new_id(),
+        study_id=study_id,
+        reviewer_id=reviewer_id,
+        created_at=now,
+        labels=list(labels),
+        agrees_with_ai=bool(agrees_with_ai),
+        note=note,
+    )
+    session.add(review)
+    if study.reviewed_at is None:
+        study.reviewed_at = now
+    study.updated_at = now
+    session.commit()
+    return review
+
+
+def latest_review(session: Session, study_id: str) -> Review | None:
+    """The newest review of a study, or None."""
+    return session.scalars(
+        select(Review)
+        .where(Review.study_id == study_id)
+        .order_by(Review.created_at.desc(), Review.id.desc())
+        .limit(1)
+    ).first()
+
+
+def reviewed_studies(session: Session) -> list[tuple[Study, Review]]:
+    """Every reviewed study with its newest review, oldest study first."""
+    newest = (
+        select(Review.study_id, func.max(Review.created_at).label("at"))
+        .group_by(Review.study_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Study, Review)
+        .join(Review, Review.study_id == Study.id)
+        .join(newest, (newest.c.study_id == Review.study_id) & (newest.c.at == Review.created_at))
+        .order_by(Study.created_at, Study.id)
+    ).all()
+    seen: set[str] = set()
+    out: list[tuple[Study, Review]] = []
+    for study, review in rows:  # two reviews in the same instant: keep one
+        if study.id not in seen:
+            seen.add(study.id)
+            out.append((study, review))
+    return out

@@ -1,0 +1,168 @@
+"""Accounts: create users, check passwords, issue and resolve session cookies and tokens.
+
+Passwords are hashed with argon2id (argon2-cffi's defaults, RFC 9106 low-memory profile).
+Session cookies and API tokens are random 256-bit strings; only their SHA-256 is stored,
+so a copy of the database does not let anyone log in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from dxassist.errors import InputError
+from dxassist.store.models import ApiToken, Role, User, WebSession, new_id, utcnow
+
+#: How long a browser login lasts without logging in again (a radiologist's shift).
+SESSION_HOURS = 12
+#: Shortest password accepted.
+MIN_PASSWORD_LENGTH = 10
+#: Prefix of API tokens, so a leaked one is recognisable in logs and secret scanners.
+TOKEN_PREFIX = "dxa_"
+USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+_hasher = PasswordHasher()
+#: Verified against when the user does not exist, so timing does not tell which names exist.
+_DUMMY_HASH = _hasher.hash("not a real password: timing equaliser")
+
+
+class AccountError(InputError):
+    """A user cannot be created (bad name, weak password, name taken, unknown role)."""
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _aware(dt: datetime) -> datetime:
+    """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+def has_users(session: Session) -> bool:
+    return bool(session.scalar(select(func.count()).select_from(User)))
+
+
+def create_user(session: Session, username: str, password: str, role: str) -> User:
+    """Add a user. Commits. Raises :class:`AccountError` with what to fix."""
+    if not USERNAME_RE.match(username):
+        raise AccountError(
+            f"user name {username!r} is not allowed: use 1-64 letters, digits, '.', '_', "
+            "'@' or '-', starting with a letter or digit"
+        )
+    try:
+        role_value = Role(role)
+    except ValueError:
+        roles = ", ".join(r.value for r in Role)
+        raise AccountError(f"unknown role {role!r}; use one of: {roles}") from None
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(
+            f"password too short ({len(password)} characters); use at least {MIN_PASSWORD_LENGTH}"
+        )
+    if session.scalar(select(User).where(func.lower(User.username) == username.lower())):
+        raise AccountError(f"user {username!r} already exists")
+    user = User(
+        id=new_id(),
+        username=username,
+        password_hash=_hasher.hash(password),
+        role=role_value,
+        active=True,
+        created_at=utcnow(),
+    )
+    session.add(user)
+    session.commit()
+    return user
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    """The active user with this name and password, or None (same time either way)."""
+    user = session.scalar(select(User).where(func.lower(User.username) == username.lower()))
+    if user is None or not user.active:
+        with contextlib.suppress(VerificationError):
+            _hasher.verify(_DUMMY_HASH, password)
+        return None
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+        session.commit()
+    return user
+
+
+def start_session(session: Session, user: User) -> str:
+    """A new browser session for `user`; returns the cookie value. Commits."""
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    # expired sessions of anyone are swept here, so the table does not grow without end
+    session.execute(delete(WebSession).where(WebSession.expires_at < now))
+    session.add(
+        WebSession(
+            token_hash=_digest(token),
+            user_id=user.id,
+            created_at=now,
+            expires_at=now + timedelta(hours=SESSION_HOURS),
+        )
+    )
+    session.commit()
+    return token
+
+
+def resolve_session(session: Session, token: str) -> User | None:
+    """The user a session cookie belongs to, if it is valid and not expired."""
+    row = session.get(WebSession, _digest(token))
+    if row is None or _aware(row.expires_at) <= utcnow():
+        return None
+    user = session.get(User, row.user_id)
+    return user if user is not None and user.active else None
+
+
+def end_session(session: Session, token: str) -> None:
+    """Log out: forget the session. Commits."""
+    session.execute(delete(WebSession).where(WebSession.token_hash == _digest(token)))
+    session.commit()
+
+
+def create_token(session: Session, user: User, name: str) -> str:
+    """A new API token acting as `user`; returns it (shown once, never stored). Commits."""
+    if not name.strip():
+        raise AccountError("give the token a name that says what uses it, e.g. 'gateway'")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        ApiToken(
+            id=new_id(),
+            user_id=user.id,
+            name=name.strip()[:128],
+            token_hash=_digest(token),
+            created_at=utcnow(),
+            revoked=False,
+        )
+    )
+    session.commit()
+    return token
+
+
+def resolve_token(session: Session, token: str) -> User | None:
+    """The user an API token acts as, if it exists and is not revoked. Commits last use."""
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
+    if row is None or row.revoked:
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        return None
+    row.last_used_at = utcnow()
+    session.commit()
+    return user
+
+
+def find_user(session: Session, username: str) -> User | None:
+    return session.scalar(select(User).where(func.lower(User.username) == username.lower()))

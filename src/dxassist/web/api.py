@@ -1,0 +1,345 @@
+"""The JSON API under /api/v1: ingest, worklist, study, images, review, training export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile, status
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from dxassist.cxr.taxonomy import FINDINGS, PNEUMONIA_UNTYPED, REVIEW_LABELS
+from dxassist.errors import DxAssistError
+from dxassist.imaging import load_file
+from dxassist.imaging.render import write_preview
+from dxassist.ingest import ReceiveError, receive_files
+from dxassist.jobs.tasks import heatmap_layer_relpath, heatmap_relpath, preview_relpath
+from dxassist.store import repository
+from dxassist.store.models import Study, StudyStatus, User
+from dxassist.training_export import EXPORT_COLUMNS, export_rows
+from dxassist.web.deps import DB, Admin, Reader, State
+from dxassist.web.views import detail, review_view, summary
+
+router = APIRouter(prefix="/api/v1", tags=["studies"])
+
+#: Most studies one worklist page returns.
+MAX_PAGE = 500
+#: Longest review note, in characters.
+MAX_NOTE = 4000
+UPLOAD_CHUNK = 1 << 20
+
+
+def _study_or_404(session: DB, study_id: str) -> Study:
+    study = repository.get(session, study_id)
+    if study is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no study with id {study_id!r}")
+    return study
+
+
+def _review_json(session: DB, study: Study) -> dict[str, Any] | None:
+    review = repository.latest_review(session, study.id)
+    if review is None:
+        return None
+    return review_view(review, session.get(User, review.reviewer_id))
+
+
+def _read_upload(upload: UploadFile, limit: int) -> bytes:
+    name = upload.filename or "upload"
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := upload.file.read(UPLOAD_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(
+                status.HTTP_413_CONTENT_TOO_LARGE,
+                detail=f"{name}: file is over the {limit // (1024 * 1024)} MB upload limit; "
+                "nothing was stored (raise DXASSIST_MAX_UPLOAD_MB if it is a real radiograph)",
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.get("/me")
+def me(user: Reader) -> dict[str, str]:
+    """Who you are signed in as."""
+    return {"username": user.username, "role": user.role.value}
+
+
+@router.post("/studies", status_code=status.HTTP_202_ACCEPTED)
+def upload_studies(
+    state: State,
+    session: DB,
+    user: Reader,
+    files: Annotated[list[UploadFile], File(description="DICOM, PNG or JPEG radiographs")],
+) -> dict[str, Any]:
+    """Receive one or many radiographs. Every file is checked before any is stored: if one
+    cannot be read the whole upload is refused (422, each bad file named) and nothing is
+    kept. Files are durable on disk and in the database before this answers. Bytes that
+    were received before are not stored twice (``duplicate: true``, the earlier study)."""
+    limit = state.settings.max_upload_bytes
+    items = [(_read_upload(f, limit), f.filename or f"upload-{i + 1}") for i, f in enumerate(files)]
+    try:
+        received = receive_files(state.settings, session, items)
+    except ReceiveError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail={
+                "message": str(exc),
+                "files": [{"file": name, "error": reason} for name, reason in exc.problems],
+            },
+        ) from None
+    state.worker.wake()
+    return {
+        "studies": [
+            {
+                "id": r.study.id,
+                "original_filename": r.study.original_filename,
+                "status": str(r.study.status),
+                "duplicate": r.duplicate,
+                "url": f"/api/v1/studies/{r.study.id}",
+            }
+            for r in received
+        ]
+    }
+
+
+def _parse_when(value: str | None, name: str, end: bool) -> datetime | None:
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            when = datetime.combine(day, time.min)
+            if end:  # a date as the end of a range includes that whole day
+                when = datetime.combine(date.fromordinal(day.toordinal() + 1), time.min)
+        else:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"{name}={value!r} is not a date (YYYY-MM-DD) or ISO 8601 date-time",
+        ) from None
+    if when.tzinfo is None:
+        from datetime import UTC
+
+        when = when.replace(tzinfo=UTC)
+    return when
+
+
+def _split_values(values: list[str] | None, allowed: tuple[str, ...], name: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for value in values or []:
+        for part in value.split(","):
+            part = part.strip().lower()
+            if not part:
+                continue
+            if part not in allowed:
+                raise HTTPException(
+                    status.HTTP_422_UNPROCESSABLE_CONTENT,
+                    detail=f"{name}={part!r} is not one of: {', '.join(allowed)}",
+                )
+            out.append(part)
+    return tuple(out)
+
+
+@router.get("/worklist")
+def worklist(
+    session: DB,
+    user: Reader,
+    status_: Annotated[
+        list[str] | None, Query(alias="status", description="received, analysing, ready, failed")
+    ] = None,
+    priority: Annotated[list[str] | None, Query(description="urgent, priority, routine")] = None,
+    received_from: Annotated[str | None, Query(description="YYYY-MM-DD or ISO date-time")] = None,
+    received_to: Annotated[
+        str | None, Query(description="YYYY-MM-DD (inclusive) or ISO date-time (exclusive)")
+    ] = None,
+    reviewed: Annotated[
+        bool | None, Query(description="false (default): the open worklist; true: reviewed")
+    ] = False,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Open studies, urgent first, then priority, routine, not yet read by the AI; oldest
+    first within each. Reviewed studies leave it (``reviewed=true`` lists them)."""
+    statuses = _split_values(status_, tuple(s.value for s in StudyStatus), "status")
+    priorities = _split_values(priority, tuple(repository.PRIORITY_RANK), "priority")
+    query = repository.WorklistQuery(
+        statuses=tuple(StudyStatus(s) for s in statuses),
+        priorities=priorities,
+        received_from=_parse_when(received_from, "received_from", end=False),
+        received_before=_parse_when(received_to, "received_to", end=True),
+        reviewed=reviewed,
+        limit=limit,
+        offset=offset,
+    )
+    total, studies = repository.worklist(session, query)
+    return {
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "items": [summary(s) for s in studies],
+    }
+
+
+@router.get("/studies/{study_id}")
+def get_study(session: DB, user: Reader, study_id: str) -> dict[str, Any]:
+    """Metadata, the AI read (once ready), warnings, image and heatmap URLs and the review."""
+    study = _study_or_404(session, study_id)
+    return detail(study, _review_json(session, study))
+
+
+def _png(path: Path) -> FileResponse:
+    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private"})
+
+
+@router.get("/studies/{study_id}/image.png", response_class=Response)
+def study_image(state: State, session: DB, user: Reader, study_id: str) -> FileResponse:
+    """The radiograph as an 8-bit PNG (longest side at most 2048 px), display-ready."""
+    study = _study_or_404(session, study_id)
+    path = state.settings.data_dir / preview_relpath(study.id)
+    if not path.is_file():
+        try:
+            radiograph = load_file(state.settings.data_dir / study.file_path)
+        except DxAssistError as exc:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, detail=f"the stored image cannot be shown: {exc}"
+            ) from None
+        write_preview(path, radiograph.pixels)
+    return _png(path)
+
+
+def _ready_file(state: State, session: DB, study_id: str, rel: Path, what: str) -> FileResponse:
+    study = _study_or_404(session, study_id)
+    if study.status != StudyStatus.READY:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"study {study_id} is {study.status}: the {what} exists once it is ready",
+        )
+    path = state.settings.data_dir / rel
+    if not path.is_file():
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"the {what} of study {study_id} is missing; retry the analysis",
+        )
+    return _png(path)
+
+
+@router.get("/studies/{study_id}/heatmap.png", response_class=Response)
+def study_heatmap(state: State, session: DB, user: Reader, study_id: str) -> FileResponse:
+    """The radiograph with the heatmap blended in (as `dxassist read` writes it)."""
+    return _ready_file(state, session, study_id, heatmap_relpath(study_id), "heatmap")
+
+
+@router.get("/studies/{study_id}/heatmap-layer.png", response_class=Response)
+def study_heatmap_layer(state: State, session: DB, user: Reader, study_id: str) -> FileResponse:
+    """The heatmap alone, RGBA, the size of image.png, for overlaying at any opacity."""
+    return _ready_file(state, session, study_id, heatmap_layer_relpath(study_id), "heatmap layer")
+
+
+@router.post("/studies/{study_id}/retry", status_code=status.HTTP_202_ACCEPTED)
+def retry_study(state: State, session: DB, user: Reader, study_id: str) -> dict[str, Any]:
+    """Queue a failed study for analysis again."""
+    _study_or_404(session, study_id)
+    try:
+        study = repository.retry(session, study_id)
+    except repository.StudyNotRetryableError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    state.worker.wake()
+    return summary(study)
+
+
+class ReviewIn(BaseModel):
+    """A radiologist's read."""
+
+    labels: list[str] = Field(
+        min_length=1,
+        description="final label(s), primary first: " + ", ".join(REVIEW_LABELS),
+    )
+    agrees_with_ai: bool | None = Field(
+        default=None, description="whether you agree with the AI's read (required once it has one)"
+    )
+    note: str = Field(default="", max_length=MAX_NOTE)
+
+
+def _check_review(body: ReviewIn, study: Study) -> list[str]:
+    labels = [label.strip().lower() for label in body.labels]
+    unknown = [label for label in labels if label not in REVIEW_LABELS]
+    if unknown:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"unknown label(s) {', '.join(map(repr, unknown))}; use: "
+            + ", ".join(REVIEW_LABELS),
+        )
+    if len(set(labels)) != len(labels):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="a label is repeated")
+    if "normal" in labels and len(labels) > 1:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail="'normal' cannot be combined with a finding; give either normal or findings",
+        )
+    if PNEUMONIA_UNTYPED in labels and any(lab in FINDINGS[1:] for lab in labels):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail="'pneumonia' (type not determined) cannot be combined with a typed pneumonia",
+        )
+    has_ai = study.status == StudyStatus.READY
+    if has_ai and body.agrees_with_ai is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail="say whether you agree with the AI's read (agrees_with_ai: true or false)",
+        )
+    if not has_ai and body.agrees_with_ai is not None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"study is {study.status}: there is no AI read to agree with; leave "
+            "agrees_with_ai out",
+        )
+    return labels
+
+
+@router.post("/studies/{study_id}/review", status_code=status.HTTP_201_CREATED)
+def review_study(session: DB, user: Reader, study_id: str, body: ReviewIn) -> dict[str, Any]:
+    """Store your read (final labels, agree/disagree, note); the study leaves the open
+    worklist. Reviewing again corrects it (the newest review counts). Answers with the
+    review and the next open study."""
+    study = _study_or_404(session, study_id)
+    labels = _check_review(body, study)
+    try:
+        review = repository.add_review(
+            session,
+            study_id,
+            reviewer_id=user.id,
+            labels=labels,
+            agrees_with_ai=bool(body.agrees_with_ai),
+            note=body.note.strip(),
+        )
+    except repository.ReviewNotAllowedError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    following = repository.next_open_after(session, study_id)
+    return {
+        "study_id": study_id,
+        "review": review_view(review, user),
+        "next_study_id": following.id if following is not None else None,
+    }
+
+
+@router.get("/labels.csv", response_class=Response)
+def labels_csv(state: State, session: DB, user: Admin) -> Response:
+    """Reviewed studies as a training manifest that `dxassist train --manifest` accepts
+    (path, dataset, patient_id, label, view, age_group, split, then study details)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in export_rows(state.settings, repository.reviewed_studies(session)):
+        writer.writerow(row)
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="dxassist-labels.csv"'},
+    )

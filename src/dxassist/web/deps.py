@@ -1,0 +1,93 @@
+"""Request dependencies: the database session, the signed-in user, role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from sqlalchemy.orm import Session, sessionmaker
+
+from dxassist.accounts import resolve_session, resolve_token
+from dxassist.config import Settings
+from dxassist.cxr.runtime import CxrModel
+from dxassist.jobs import Worker
+from dxassist.store.models import Role, User
+
+SESSION_COOKIE = "dxassist_session"
+
+
+@dataclass
+class AppState:
+    """What every request can reach: settings, the database, the model and the worker."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    model: CxrModel
+    worker: Worker
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.dx
+    return state
+
+
+def db_session(state: Annotated[AppState, Depends(app_state)]) -> Iterator[Session]:
+    with state.sessions() as session:
+        yield session
+
+
+class NotAuthenticatedError(HTTPException):
+    """No valid session cookie or API token; pages turn this into a redirect to /login."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
+def current_user(request: Request, session: Annotated[Session, Depends(db_session)]) -> User:
+    """The user of a ``Authorization: Bearer <token>`` header or of the session cookie."""
+    header = request.headers.get("authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise NotAuthenticatedError(
+                "Authorization header must be 'Bearer <token>'; create a token with "
+                "`dxassist token create USER --name NAME`"
+            )
+        user = resolve_token(session, token.strip())
+        if user is None:
+            raise NotAuthenticatedError("API token unknown or revoked; create a new one")
+        return user
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        user = resolve_session(session, cookie)
+        if user is not None:
+            return user
+        raise NotAuthenticatedError("your session has expired; log in again")
+    raise NotAuthenticatedError("log in first (session cookie) or send an API token")
+
+
+def require(*roles: Role):  # type: ignore[no-untyped-def]
+    """A dependency that lets through only users with one of `roles`."""
+
+    def check(user: Annotated[User, Depends(current_user)]) -> User:
+        if user.role not in roles:
+            allowed = " or ".join(r.value for r in roles)
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                detail=f"this needs the {allowed} role; you are {user.role.value}",
+            )
+        return user
+
+    return check
+
+
+#: Any signed-in reader of studies: radiologists and admins.
+Reader = Annotated[User, Depends(require(Role.RADIOLOGIST, Role.ADMIN))]
+#: Admins only (data export).
+Admin = Annotated[User, Depends(require(Role.ADMIN))]
+DB = Annotated[Session, Depends(db_session)]
+State = Annotated[AppState, Depends(app_state)]
