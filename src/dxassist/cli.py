@@ -1,8 +1,9 @@
 """The ``dxassist`` command.
 
-Exit codes: 0 every file read; 2 bad command line; 3 at least one input could not be read
-(the others are still read and reported); 4 the model could not be loaded; 1 an internal
-error (a bug: please report it with the file that caused it).
+Exit codes: 0 every file read; 2 bad command line or setting; 3 at least one input could
+not be read (the others are still read and reported), or an account could not be created;
+4 the model could not be loaded; 5 an optional dependency is missing; 6 the database cannot
+be reached; 1 an internal error (a bug: please report it with the file that caused it).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from dxassist import __version__
 from dxassist.cxr.taxonomy import DISPLAY_NAMES, FINDINGS
-from dxassist.errors import DxAssistError, InputError, ModelError
+from dxassist.errors import DxAssistError, InputError, ModelError, StoreUnavailableError
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -293,7 +294,7 @@ def _migrated_sessions(settings: Settings) -> sessionmaker[Session]:
     try:
         upgrade_to_head(settings.database_url)
     except Exception as exc:
-        raise DxAssistError(
+        raise StoreUnavailableError(
             f"cannot open the database at {_redacted(settings.database_url)} "
             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); check "
             "DXASSIST_DATABASE_URL (and that the server is running) or DXASSIST_DATA_DIR"

@@ -36,3 +36,9 @@ class ModelError(DxAssistError):
     """The model file is missing, corrupt or does not match what the runtime expects."""
 
     exit_code = 4
+
+
+class StoreUnavailableError(DxAssistError):
+    """The database cannot be reached or opened (wrong URL, server down, no permission)."""
+
+    exit_code = 6

@@ -60,3 +60,13 @@ def session_factory_for(url: str) -> sessionmaker[Session]:
 
 def is_postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+def dispose_factory_for(url: str) -> None:
+    """Close the shared engine of `url` (its pooled connections) and forget it."""
+    with _factories_lock:
+        factory = _factories.pop(url, None)
+    if factory is not None:
+        bind = factory.kw.get("bind")
+        if isinstance(bind, Engine):
+            bind.dispose()

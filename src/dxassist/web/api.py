@@ -309,6 +309,11 @@ def review_study(session: DB, user: Reader, study_id: str, body: ReviewIn) -> di
     worklist. Reviewing again corrects it (the newest review counts). Answers with the
     review and the next open study."""
     study = _study_or_404(session, study_id)
+    if study.status in (StudyStatus.RECEIVED, StudyStatus.ANALYSING):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"study {study_id} is still {study.status}; review it once it is ready",
+        )
     labels = _check_review(body, study)
     try:
         review = repository.add_review(
