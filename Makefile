@@ -1,12 +1,15 @@
 # dxassist — the two commands that do all set-up on a fresh machine:
-#   make run    install the reader and read the real chest CR shipped in pydicom-data
+#   make run    install dxassist and run the worklist service (SQLite, shipped model,
+#               in-process worker) on http://127.0.0.1:8000/
 #   make test   install everything (incl. the training extra) and run lint, types, tests
+# and:
+#   make demo   read the real chest CR shipped in pydicom-data from the command line
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: run test lint bench clean
+.PHONY: run demo test lint bench clean
 
 $(VENV)/.runtime: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "dxassist needs Python 3.11, found " + sys.version.split()[0]'
@@ -22,6 +25,9 @@ $(VENV)/.dev: $(VENV)/.runtime
 	touch $@
 
 run: $(VENV)/.runtime
+	$(VENV)/bin/dxassist serve
+
+demo: $(VENV)/.runtime
 	$(VENV)/bin/dxassist demo
 
 test: $(VENV)/.dev
@@ -32,6 +38,8 @@ test: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(PY) bench/read_throughput.py
+	$(PY) bench/service_load.py
 
 clean:
 	rm -rf $(VENV) dxassist-heatmaps .pytest_cache .mypy_cache .ruff_cache
+	@echo 'dxassist-data/ (received studies, database) is kept; remove it yourself if you mean to'

@@ -379,6 +379,19 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _own_command() -> str:
+    """How to call this dxassist again: ``dxassist`` if that is on PATH, else its path."""
+    import shutil
+
+    me = Path(sys.argv[0])
+    if me.name == "dxassist":
+        found = shutil.which("dxassist")
+        if found and Path(found).resolve() == me.resolve():
+            return "dxassist"
+        return str(me)
+    return "dxassist"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
@@ -406,10 +419,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"{_redacted(settings.database_url)}, model {model.info.name} {model.info.version}"
     )
     if not users_exist:
+        prog = _own_command()
         print(
             "No users yet. Create the first one in another terminal (same folder and "
-            "DXASSIST_* settings):\n    dxassist user add admin --role admin\n"
-            "    dxassist user add NAME --role radiologist"
+            f"DXASSIST_* settings):\n    {prog} user add admin --role admin\n"
+            f"    {prog} user add NAME --role radiologist"
         )
     print(f"Worklist: http://{args.host}:{args.port}/   (Ctrl+C stops)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
