@@ -450,3 +450,39 @@ def test_status_is_never_stuck(service: Service, nih_pngs: list[Path]) -> None:
     service.drain()
     done = service.radiologist.get(s["url"]).json()
     assert done["status"] == "ready" and done["attempts"] == 2
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_reviews_retrain_and_validate_a_model(
+    service: Service, shared_data: Path, tmp_path: Path
+) -> None:
+    """The feedback loop: films read on the worklist → labels.csv → train → evaluate."""
+    pytest.importorskip("torch", reason="training needs the train extra (make test installs it)")
+    from dxassist.cli import main
+
+    rows = [
+        r
+        for r in csv.DictReader((shared_data / "cxr" / "manifest.csv").open())
+        if r["dataset"] == "kermany" and r["split"] == "test"
+    ][:: 624 // 24][:24]
+    studies = upload(service, *(shared_data / "cxr" / r["path"] for r in rows))
+    service.drain()
+    for s, r in zip(studies, rows, strict=True):
+        body = {"labels": [r["label"]], "agrees_with_ai": True}
+        assert service.radiologist.post(s["url"] + "/review", json=body).status_code == 201
+    manifest = tmp_path / "labels.csv"
+    manifest.write_bytes(service.admin.get("/api/v1/labels.csv").content)
+    splits = {row.split for row in read_manifest(manifest)}
+    assert {"train", "val"} <= splits
+
+    out = tmp_path / "run"
+    args = ["--manifest", str(manifest), "--out", str(out), "--epochs", "1", "--batch-size", "8"]
+    assert main(["train", *args]) == 0
+    onnx = out / "dxassist-cxr-effnetlite0.onnx"
+    report = tmp_path / "eval"
+    code = main(
+        ["evaluate", "--manifest", str(manifest), "--model", str(onnx), "--split", "train",
+         "--out", str(report), "--n-boot", "20"]
+    )  # fmt: skip
+    assert code == 0
+    assert (report / "report.json").is_file() and (report / "summary.md").is_file()
