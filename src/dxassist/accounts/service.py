@@ -25,6 +25,9 @@ from dxassist.store.models import ApiToken, Role, User, WebSession, new_id, utcn
 SESSION_HOURS = 12
 #: Shortest password accepted.
 MIN_PASSWORD_LENGTH = 10
+#: A token's last use is written at most this often (not on every request: a poller would
+#: turn every GET into a database write).
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 #: Prefix of API tokens, so a leaked one is recognisable in logs and secret scanners.
 TOKEN_PREFIX = "dxa_"
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -152,15 +155,19 @@ def create_token(session: Session, user: User, name: str) -> str:
 
 
 def resolve_token(session: Session, token: str) -> User | None:
-    """The user an API token acts as, if it exists and is not revoked. Commits last use."""
+    """The user an API token acts as, if it exists and is not revoked.
+
+    Records the time of use (to the minute; commits when it changes)."""
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
     if row is None or row.revoked:
         return None
     user = session.get(User, row.user_id)
     if user is None or not user.active:
         return None
-    row.last_used_at = utcnow()
-    session.commit()
+    now = utcnow()
+    if row.last_used_at is None or now - _aware(row.last_used_at) >= LAST_USED_RESOLUTION:
+        row.last_used_at = now
+        session.commit()
     return user
 
 
