@@ -73,6 +73,6 @@ def export_rows(
             "study_id": study.id,
             "labels": ";".join(review.labels),
             "ai_top_finding": study.top_finding or "",
-            "agrees_with_ai": "yes" if review.agrees_with_ai else "no",
+            "agrees_with_ai": {True: "yes", False: "no", None: "no AI read"}[review.agrees_with_ai],
             "reviewed_at": review.created_at.isoformat(),
         }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +31,21 @@ def preview(pixels: npt.NDArray[np.float32], max_side: int = MAX_PREVIEW_SIDE) -
 def write_preview(
     path: Path, pixels: npt.NDArray[np.float32], max_side: int = MAX_PREVIEW_SIDE
 ) -> tuple[int, int]:
-    """Write the display copy as a PNG (atomically: temp file then rename); its size."""
+    """Write the display copy as a PNG (atomically: own temp file, then rename); its size.
+
+    Two writers of the same path at once (the worker and a viewer asking for the image)
+    each write their own temp file; the last rename wins, and both copies are identical.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     image = preview(pixels, max_side)
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG", compress_level=1)
-    tmp.replace(path)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            image.save(handle, format="PNG", compress_level=1)
+        os.chmod(tmp, 0o644)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return image.size

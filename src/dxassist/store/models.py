@@ -167,5 +167,6 @@ class Review(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     #: final labels, primary first (see dxassist.cxr.taxonomy.REVIEW_LABELS)
     labels: Mapped[list[str]] = mapped_column(JSON)
-    agrees_with_ai: Mapped[bool] = mapped_column(Boolean)
+    #: None when the study had no AI read to agree with (its analysis failed)
+    agrees_with_ai: Mapped[bool | None] = mapped_column(Boolean)
     note: Mapped[str] = mapped_column(Text, default="")

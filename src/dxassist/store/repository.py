@@ -280,7 +280,7 @@ def add_review(
     *,
     reviewer_id: str,
     labels: Sequence[str],
-    agrees_with_ai: bool,
+    agrees_with_ai: bool | None,
     note: str = "",
 ) -> Review:
     """Store a review and take the study off the open worklist. Commits.
@@ -300,7 +300,7 @@ def add_review(
         reviewer_id=reviewer_id,
         created_at=now,
         labels=list(labels),
-        agrees_with_ai=bool(agrees_with_ai),
+        agrees_with_ai=agrees_with_ai,
         note=note,
     )
     session.add(review)

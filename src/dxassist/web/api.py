@@ -321,7 +321,7 @@ def review_study(session: DB, user: Reader, study_id: str, body: ReviewIn) -> di
             study_id,
             reviewer_id=user.id,
             labels=labels,
-            agrees_with_ai=bool(body.agrees_with_ai),
+            agrees_with_ai=body.agrees_with_ai,
             note=body.note.strip(),
         )
     except repository.ReviewNotAllowedError as exc:

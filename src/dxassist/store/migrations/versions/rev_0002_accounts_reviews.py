@@ -84,7 +84,7 @@ def upgrade() -> None:
         sa.Column("reviewer_id", sa.String(36), sa.ForeignKey("app_user.id"), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("labels", sa.JSON(), nullable=False),
-        sa.Column("agrees_with_ai", sa.Boolean(), nullable=False),
+        sa.Column("agrees_with_ai", sa.Boolean(), nullable=True),
         sa.Column("note", sa.Text(), nullable=False),
     )
     op.create_index("ix_review_study_id", "review", ["study_id"])
