@@ -250,6 +250,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         seed=args.seed,
         model_version=args.model_version,
+        balance_sources=args.balance_sources,
     )
     meta = train(cfg)
     print(json.dumps({k: v for k, v in meta.items() if k != "training"}, indent=2))
@@ -481,6 +482,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="0.0.0-dev",
         help="version written into the model metadata (default 0.0.0-dev, so a retrained "
         "model is never mistaken for a shipped one)",
+    )
+    tr.add_argument(
+        "--balance-sources",
+        action="store_true",
+        help="weight films so that within each label every dataset counts equally "
+        "(against learning which hospital a film came from)",
     )
     tr.set_defaults(func=cmd_train)
 

@@ -60,6 +60,10 @@ class TrainConfig:
     resume: bool = False
     model_name: str = "dxassist-cxr-effnetlite0"
     model_version: str = "0.0.0-dev"
+    #: weight each film so that within a label every data source counts equally (e.g. the
+    #: 321 adult NIH normals as much as the 1,210 Kermany children), against the shortcut
+    #: of telling labels apart by the hospital a film came from
+    balance_sources: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -142,13 +146,32 @@ def untyped_weight(targets: npt.NDArray[np.int64]) -> float:
     return total / (len(FINDINGS) * n_untyped) if n_untyped else 0.0
 
 
+def source_balance_weights(rows: list[ManifestRow]) -> npt.NDArray[np.float32]:
+    """Per-film weights under which, within each label, every source weighs the same.
+
+    A film of label L from source S gets ``n_L / (k_L * n_LS)`` (k_L: sources with label
+    L), so the weights of each label still sum to its count and class weighting is kept.
+    """
+    by_label = Counter(r.label for r in rows)
+    by_cell = Counter((r.label, r.dataset) for r in rows)
+    sources = Counter(label for label, _ in by_cell)
+    return np.array(
+        [by_label[r.label] / (sources[r.label] * by_cell[(r.label, r.dataset)]) for r in rows],
+        dtype=np.float32,
+    )
+
+
 def mixed_nll(
     logits: torch.Tensor,
     targets: torch.Tensor,
     weights: torch.Tensor | None = None,
     w_untyped: float = 1.0,
+    sample_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Cross-entropy for typed labels; -log(p_bact + p_viral + p_covid) for untyped ones."""
+    """Cross-entropy for typed labels; -log(p_bact + p_viral + p_covid) for untyped ones.
+
+    `weights` are per class, `w_untyped` for untyped rows, `sample_weights` per row (e.g.
+    :func:`source_balance_weights`); the loss is their weighted mean."""
     logp = torch.log_softmax(logits, dim=1)
     typed = targets >= 0
     losses = torch.zeros(len(targets), dtype=logits.dtype)
@@ -161,6 +184,8 @@ def mixed_nll(
     if (~typed).any():
         losses[~typed] = -torch.logsumexp(logp[~typed][:, 1:], dim=1)
         wts[~typed] = w_untyped
+    if sample_weights is not None:
+        wts = wts * sample_weights.to(wts.dtype)
     return (losses * wts).sum() / wts.sum()
 
 
@@ -254,6 +279,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     )
     weights = class_weights(y_train)
     w_untyped = untyped_weight(y_train)
+    sample_w = (
+        torch.from_numpy(source_balance_weights(by_split["train"])) if cfg.balance_sources else None
+    )
     ckpt_path = cfg.out_dir / "checkpoint.pt"
     best_path = cfg.out_dir / "best.pt"
     history: list[dict[str, float]] = []
@@ -289,7 +317,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             xb = augment(torch.from_numpy(x_train[idx].astype(np.float32)), gen)
             yb = torch.from_numpy(y_train[idx])
-            loss = mixed_nll(net(xb), yb, weights, w_untyped)
+            wb = sample_w[torch.from_numpy(idx)] if sample_w is not None else None
+            loss = mixed_nll(net(xb), yb, weights, w_untyped, wb)
             opt.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
