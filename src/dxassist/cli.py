@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from dxassist.config import Settings
+    from dxassist.store.models import User
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT, EXIT_MODEL = 0, 1, 2, 3, 4
 #: an optional dependency (the train extra) is not installed
@@ -344,14 +345,60 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _user_or_exit(session: Session, username: str) -> User | None:
+    from dxassist.accounts.service import find_user
+
+    user = find_user(session, username)
+    if user is None:
+        _err(f"no user {username!r}; `dxassist user list` shows who there is")
+    return user
+
+
+def cmd_user_passwd(args: argparse.Namespace) -> int:
+    from dxassist.accounts.service import set_password
+
+    try:
+        password = _read_password(args)
+    except _UsageError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    sessions = _migrated_sessions(_service_settings())
+    with sessions() as session:
+        user = _user_or_exit(session, args.username)
+        if user is None:
+            return EXIT_USAGE
+        set_password(session, user, password)
+    print(f"password of {user.username} changed; their browser sessions were ended")
+    return EXIT_OK
+
+
+def cmd_user_active(args: argparse.Namespace) -> int:
+    from dxassist.accounts.service import set_active
+
+    active = args.user_command == "enable"
+    sessions = _migrated_sessions(_service_settings())
+    with sessions() as session:
+        user = _user_or_exit(session, args.username)
+        if user is None:
+            return EXIT_USAGE
+        set_active(session, user, active)
+    if active:
+        print(f"user {user.username} enabled")
+    else:
+        print(f"user {user.username} disabled: logged out, and their API tokens are refused")
+    return EXIT_OK
+
+
 def cmd_user_list(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from dxassist.store.models import User
 
-    sessions = _migrated_sessions(_service_settings())
+    settings = _service_settings()
+    sessions = _migrated_sessions(settings)
     with sessions() as session:
         users = list(session.scalars(select(User).order_by(User.username)))
+    print(f"users in {_redacted(settings.database_url)}:")
     if not users:
         print("no users yet: create one with `dxassist user add NAME --role admin`")
     for u in users:
@@ -393,6 +440,55 @@ def _own_command() -> str:
     return "dxassist"
 
 
+def cmd_token_list(args: argparse.Namespace) -> int:
+    from dxassist.accounts.service import list_tokens
+
+    sessions = _migrated_sessions(_service_settings())
+    with sessions() as session:
+        tokens = list_tokens(session)
+    if not tokens:
+        print("no API tokens; create one with `dxassist token create USER --name NAME`")
+    for token, user in tokens:
+        used = (
+            f"last used {token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never used"
+        )
+        state = "REVOKED" if token.revoked else "active"
+        print(f"{token.id[:8]}  {token.name:<20} {user.username:<16} {state:<8} "
+              f"created {token.created_at:%Y-%m-%d}, {used}")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from dxassist.accounts.service import revoke_token
+
+    sessions = _migrated_sessions(_service_settings())
+    with sessions() as session:
+        token = revoke_token(session, args.token_id)
+    if token is None:
+        _err(f"no API token has an id starting {args.token_id!r}; see `dxassist token list`")
+        return EXIT_USAGE
+    print(f"API token {token.id[:8]} ({token.name}) revoked")
+    return EXIT_OK
+
+
+def _port_free(host: str, port: int) -> str | None:
+    """None if we can listen on host:port, else the reason."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return f"cannot resolve --host {host!r} ({exc.strerror})"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return f"cannot listen on {host}:{port} ({exc.strerror or exc})"
+    return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
@@ -405,6 +501,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if not 0 < args.port < 65536:
+        _err(f"--port {args.port} is not a TCP port (1-65535)")
+        return EXIT_USAGE
+    busy = _port_free(args.host, args.port)
+    if busy:
+        _err(
+            f"{busy}: is another dxassist (or another program) already running there? "
+            "Stop it or choose another --port"
+        )
+        return EXIT_USAGE
     settings = _service_settings()
     sessions = _migrated_sessions(settings)
     try:
@@ -528,6 +634,16 @@ def build_parser() -> argparse.ArgumentParser:
     ua.set_defaults(func=cmd_user_add)
     ul = us.add_parser("list", help="list users")
     ul.set_defaults(func=cmd_user_list)
+    up = us.add_parser("passwd", help="set a new password (ends the user's sessions)")
+    up.add_argument("username")
+    up.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    up.set_defaults(func=cmd_user_passwd)
+    for verb, text in (("disable", "stop a user logging in or using tokens"), ("enable", "undo")):
+        p = us.add_parser(verb, help=text)
+        p.add_argument("username")
+        p.set_defaults(func=cmd_user_active)
 
     tk = sub.add_parser("token", help="manage API tokens").add_subparsers(
         dest="token_command", required=True
@@ -536,6 +652,11 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("username")
     tc.add_argument("--name", required=True, help="what uses the token, e.g. 'gateway'")
     tc.set_defaults(func=cmd_token_create)
+    tl = tk.add_parser("list", help="list API tokens (ids, names, users, last use)")
+    tl.set_defaults(func=cmd_token_list)
+    tr_ = tk.add_parser("revoke", help="revoke an API token by its id (first 8+ characters)")
+    tr_.add_argument("token_id")
+    tr_.set_defaults(func=cmd_token_revoke)
     return parser
 
 

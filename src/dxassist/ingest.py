@@ -125,6 +125,7 @@ def receive_files(
                 sop_instance_uid=meta.sop_instance_uid,
                 patient_key=patient_key(meta.patient_id, secret),
                 patient_age_years=meta.patient_age_years,
+                patient_sex=meta.patient_sex,
                 warnings=radiograph.warnings,
             )
             seen[digest] = study

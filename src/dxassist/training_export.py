@@ -19,6 +19,7 @@ from typing import Any
 
 from dxassist.config import Settings
 from dxassist.store.models import Review, Study
+from dxassist.timefmt import iso
 
 EXPORT_COLUMNS = (
     "path",
@@ -74,5 +75,5 @@ def export_rows(
             "labels": ";".join(review.labels),
             "ai_top_finding": study.top_finding or "",
             "agrees_with_ai": {True: "yes", False: "no", None: "no AI read"}[review.agrees_with_ai],
-            "reviewed_at": review.created_at.isoformat(),
+            "reviewed_at": iso(review.created_at),
         }

@@ -173,6 +173,11 @@ def test_upload_is_durable_before_the_answer_then_analysed(
         assert detail["ai"]["top_finding"] == expected.reading.top_finding
         assert detail["warnings"] == expected.warnings
         assert detail["ai"]["model"] == {"name": model.info.name, "version": model.info.version}
+        assert detail["ai"]["heatmap_finding"] == expected.reading.heatmap_finding
+        assert detail["ai"]["thresholds"] == {
+            "priority": model.info.thresholds.priority,
+            "urgent": model.info.thresholds.urgent,
+        }
 
         image = Image.open(io.BytesIO(service.radiologist.get(detail["urls"]["image"]).content))
         layer_r = service.radiologist.get(detail["urls"]["heatmap_layer"])
@@ -187,6 +192,16 @@ def test_upload_is_durable_before_the_answer_then_analysed(
         assert alpha.max() == 255 and (alpha == 0).mean() > 0.2  # a hot spot, cold elsewhere
     cr = service.radiologist.get(studies[0]["url"]).json()
     assert cr["modality"] == "CR" and cr["image"]["sop_instance_uid"]
+    # the patient is shown by the site's pseudonym, never by name or ID
+    import pydicom
+
+    ds = pydicom.dcmread(rg1_uncr, stop_before_pixels=True)
+    assert cr["patient"]["pseudonym"].startswith("P-") and len(cr["patient"]["pseudonym"]) == 10
+    assert cr["patient"]["sex"] == (str(ds.get("PatientSex", "")) or None)
+    text = service.radiologist.get(studies[0]["url"]).text
+    assert str(ds.PatientID) not in text and str(ds.PatientName) not in text
+    png = service.radiologist.get(studies[1]["url"]).json()
+    assert png["patient"] == {"pseudonym": None, "age_years": None, "sex": None}
 
 
 def test_unreadable_uploads_are_refused_and_nothing_is_stored(
@@ -339,7 +354,11 @@ def test_review_validation_and_the_study_leaving_the_worklist(
         ({"labels": ["covid19", "covid19"], "agrees_with_ai": True}, "repeated"),
         ({"labels": ["covid19"]}, "agrees_with_ai"),
         ({"labels": ["covid19"], "agrees_with_ai": True, "note": "x" * 5000}, "note"),
+        ({"labels": ["__other_than_ai__"], "agrees_with_ai": True}, "not the AI's top finding"),
     ):
+        if body["labels"] == ["__other_than_ai__"]:
+            top = client.get(cr["url"]).json()["ai"]["top_finding"]
+            body["labels"] = ["normal" if top != "normal" else "covid19"]
         r = client.post(cr["url"] + "/review", json=body)
         assert r.status_code == 422 and expected in str(r.json()["detail"]), (body, r.text)
     assert client.get("/api/v1/worklist").json()["total"] == 2
@@ -355,6 +374,7 @@ def test_review_validation_and_the_study_leaving_the_worklist(
     assert open_ids == [png["id"]]
     reviewed = client.get("/api/v1/worklist", params={"reviewed": "true"}).json()["items"]
     assert [i["id"] for i in reviewed] == [cr["id"]] and reviewed[0]["reviewed_at"]
+    assert reviewed[0]["review_labels"] == ["bacterial_pneumonia", "other"]
 
     # a correction: the newest review counts
     fix = client.post(
@@ -405,10 +425,11 @@ def test_labels_csv_is_a_manifest_train_accepts(
     service.drain()
     labels = ["bacterial_pneumonia", "normal", "pneumonia", "other"]
     for s, label in zip(studies, labels, strict=True):
+        top = service.radiologist.get(s["url"]).json()["ai"]["top_finding"]
         r = service.radiologist.post(
-            s["url"] + "/review", json={"labels": [label], "agrees_with_ai": label == "normal"}
+            s["url"] + "/review", json={"labels": [label], "agrees_with_ai": label == top}
         )
-        assert r.status_code == 201
+        assert r.status_code == 201, r.text
     r = service.admin.get("/api/v1/labels.csv")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     manifest = tmp_path / "labels.csv"
@@ -432,6 +453,8 @@ def test_labels_csv_is_a_manifest_train_accepts(
 
 
 def test_unknown_study_is_404(service: Service) -> None:
+    page = service.radiologist.get("/studies/does-not-exist")
+    assert page.status_code == 404 and "No study has the id" in page.text
     for suffix in ("", "/image.png", "/heatmap.png", "/heatmap-layer.png"):
         r = service.radiologist.get(f"/api/v1/studies/nope{suffix}")
         assert r.status_code == 404 and "no study" in r.json()["detail"]
@@ -468,7 +491,8 @@ def test_reviews_retrain_and_validate_a_model(
     studies = upload(service, *(shared_data / "cxr" / r["path"] for r in rows))
     service.drain()
     for s, r in zip(studies, rows, strict=True):
-        body = {"labels": [r["label"]], "agrees_with_ai": True}
+        top = service.radiologist.get(s["url"]).json()["ai"]["top_finding"]
+        body = {"labels": [r["label"]], "agrees_with_ai": r["label"] == top}
         assert service.radiologist.post(s["url"] + "/review", json=body).status_code == 201
     manifest = tmp_path / "labels.csv"
     manifest.write_bytes(service.admin.get("/api/v1/labels.csv").content)

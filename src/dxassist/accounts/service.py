@@ -171,5 +171,51 @@ def resolve_token(session: Session, token: str) -> User | None:
     return user
 
 
+def set_password(session: Session, user: User, password: str) -> None:
+    """Replace a user's password and end their browser sessions. Commits."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(
+            f"password too short ({len(password)} characters); use at least {MIN_PASSWORD_LENGTH}"
+        )
+    user.password_hash = _hasher.hash(password)
+    session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    session.commit()
+
+
+def set_active(session: Session, user: User, active: bool) -> None:
+    """Enable or disable a user; disabling ends their sessions (tokens stop working too,
+    since a disabled user's token is refused). Commits."""
+    user.active = active
+    if not active:
+        session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    session.commit()
+
+
+def list_tokens(session: Session) -> list[tuple[ApiToken, User]]:
+    """Every API token with its user, newest first."""
+    rows = session.execute(
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .order_by(ApiToken.created_at.desc())
+    ).all()
+    return [(token, user) for token, user in rows]
+
+
+def revoke_token(session: Session, token_id: str) -> ApiToken | None:
+    """Revoke the token whose id starts with `token_id` (at least 8 characters). Commits.
+
+    Returns None when no token matches; raises :class:`AccountError` when several do."""
+    if len(token_id) < 8:
+        raise AccountError("give at least the first 8 characters of the token id")
+    matches = list(session.scalars(select(ApiToken).where(ApiToken.id.startswith(token_id))))
+    if len(matches) > 1:
+        raise AccountError(f"{len(matches)} tokens have ids starting {token_id!r}; give more")
+    if not matches:
+        return None
+    matches[0].revoked = True
+    session.commit()
+    return matches[0]
+
+
 def find_user(session: Session, username: str) -> User | None:
     return session.scalar(select(User).where(func.lower(User.username) == username.lower()))

@@ -76,7 +76,7 @@ def analyse_study(
                 height,
             )
         except DxAssistError as exc:
-            log.info("study %s failed: %s", study_id, exc)
+            log.warning("study %s: analysis failed: %s", study_id, exc)
             repository.mark_failed(session, study_id, str(exc))
             return
         except Exception as exc:
@@ -84,6 +84,14 @@ def analyse_study(
             repository.mark_failed(session, study_id, f"{type(exc).__name__}: {exc}")
             return
         reading = result.reading
+        log.info(
+            "study %s ready: %s %s, abnormal %.3f, top finding %s",
+            study_id,
+            str(reading.priority).upper(),
+            result.model.version,
+            reading.abnormal,
+            reading.top_finding,
+        )
         repository.mark_ready(
             session,
             study_id,
@@ -92,6 +100,7 @@ def analyse_study(
             priority=str(reading.priority),
             top_finding=reading.top_finding,
             heatmap_path=heatmap_rel.as_posix(),
+            heatmap_finding=reading.heatmap_finding,
             warnings=result.warnings,
             model_name=result.model.name,
             model_version=result.model.version,

@@ -80,6 +80,8 @@ class Study(Base):
     abnormal: Mapped[float | None] = mapped_column(Float)
     priority: Mapped[str | None] = mapped_column(String(16))
     top_finding: Mapped[str | None] = mapped_column(String(64))
+    #: the finding whose evidence the heatmap shows (the likeliest pneumonia finding)
+    heatmap_finding: Mapped[str | None] = mapped_column(String(64))
     heatmap_path: Mapped[str | None] = mapped_column(Text)  # relative to Settings.data_dir
     warnings: Mapped[list[Any] | None] = mapped_column(JSON)
     model_name: Mapped[str | None] = mapped_column(String(128))
@@ -88,6 +90,7 @@ class Study(Base):
     # from the image, for the training export (no names or identifiers are kept here)
     patient_key: Mapped[str | None] = mapped_column(String(64), index=True)
     patient_age_years: Mapped[float | None] = mapped_column(Float)
+    patient_sex: Mapped[str | None] = mapped_column(String(16))
     # the radiologist's read: set when the first review is stored (the open worklist is
     # every study without one); the reviews themselves are in the ``review`` table
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)

@@ -43,6 +43,7 @@ def add_received(
     sop_instance_uid: str | None = None,
     patient_key: str | None = None,
     patient_age_years: float | None = None,
+    patient_sex: str | None = None,
     warnings: Sequence[str] = (),
 ) -> Study:
     """Add a study in status ``received`` and flush it; the caller commits."""
@@ -65,6 +66,7 @@ def add_received(
         sop_instance_uid=sop_instance_uid,
         patient_key=patient_key,
         patient_age_years=patient_age_years,
+        patient_sex=patient_sex,
         warnings=list(warnings),
     )
     session.add(study)
@@ -145,6 +147,7 @@ def mark_ready(
     priority: str,
     top_finding: str,
     heatmap_path: str | None,
+    heatmap_finding: str | None = None,
     warnings: Sequence[str],
     model_name: str,
     model_version: str,
@@ -158,6 +161,7 @@ def mark_ready(
     study.priority = str(priority)
     study.top_finding = top_finding
     study.heatmap_path = heatmap_path
+    study.heatmap_finding = heatmap_finding
     study.warnings = list(warnings)
     study.model_name = model_name
     study.model_version = model_version
@@ -319,6 +323,21 @@ def latest_review(session: Session, study_id: str) -> Review | None:
         .order_by(Review.created_at.desc(), Review.id.desc())
         .limit(1)
     ).first()
+
+
+def latest_reviews(session: Session, study_ids: Sequence[str]) -> dict[str, Review]:
+    """The newest review of each of `study_ids` that has one."""
+    if not study_ids:
+        return {}
+    out: dict[str, Review] = {}
+    rows = session.scalars(
+        select(Review)
+        .where(Review.study_id.in_(list(study_ids)))
+        .order_by(Review.created_at, Review.id)
+    )
+    for review in rows:  # ascending: the newest overwrites
+        out[review.study_id] = review
+    return out
 
 
 def reviewed_studies(session: Session) -> list[tuple[Study, Review]]:

@@ -179,19 +179,25 @@ def worklist(
         offset=offset,
     )
     total, studies = repository.worklist(session, query)
+    reviews = repository.latest_reviews(session, [s.id for s in studies]) if reviewed else {}
     return {
         "total": total,
         "limit": limit,
         "offset": offset,
-        "items": [summary(s) for s in studies],
+        "items": [summary(s, review=reviews.get(s.id)) for s in studies],
     }
 
 
 @router.get("/studies/{study_id}")
-def get_study(session: DB, user: Reader, study_id: str) -> dict[str, Any]:
-    """Metadata, the AI read (once ready), warnings, image and heatmap URLs and the review."""
+def get_study(state: State, session: DB, user: Reader, study_id: str) -> dict[str, Any]:
+    """Metadata, the AI read (once ready; with the triage thresholds and the finding the
+    heatmap shows), warnings, image and heatmap URLs and the newest review."""
     study = _study_or_404(session, study_id)
-    return detail(study, _review_json(session, study))
+    info = state.model.info
+    thresholds = None
+    if (study.model_name, study.model_version) == (info.name, info.version):
+        thresholds = {"priority": info.thresholds.priority, "urgent": info.thresholds.urgent}
+    return detail(study, _review_json(session, study), thresholds)
 
 
 def _png(path: Path) -> FileResponse:
@@ -262,7 +268,9 @@ class ReviewIn(BaseModel):
         description="final label(s), primary first: " + ", ".join(REVIEW_LABELS),
     )
     agrees_with_ai: bool | None = Field(
-        default=None, description="whether you agree with the AI's read (required once it has one)"
+        default=None,
+        description="whether you agree with the AI's read (required once it has one); agreeing "
+        "means your primary label is the AI's top finding",
     )
     note: str = Field(default="", max_length=MAX_NOTE)
 
@@ -289,6 +297,13 @@ def _check_review(body: ReviewIn, study: Study) -> list[str]:
             detail="'pneumonia' (type not determined) cannot be combined with a typed pneumonia",
         )
     has_ai = study.status == StudyStatus.READY
+    if has_ai and body.agrees_with_ai and labels[0] != study.top_finding:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"you agree with the AI, but your primary label {labels[0]!r} is not the "
+            f"AI's top finding {study.top_finding!r}: mark it as disagree, or put "
+            f"{study.top_finding!r} first",
+        )
     if has_ai and body.agrees_with_ai is None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from dxassist import __version__
 from dxassist.accounts import authenticate, end_session, start_session
 from dxassist.accounts.service import SESSION_HOURS
+from dxassist.store import repository
 from dxassist.store.models import User
 from dxassist.web.deps import DB, SESSION_COOKIE, current_user
 
@@ -94,7 +95,14 @@ def worklist_page(request: Request, user: Viewer) -> Response:
 
 
 @router.get("/studies/{study_id}", response_class=HTMLResponse)
-def viewer_page(request: Request, user: Viewer, study_id: str) -> Response:
+def viewer_page(request: Request, user: Viewer, session: DB, study_id: str) -> Response:
+    if repository.get(session, study_id) is None:
+        return TEMPLATES.TemplateResponse(
+            request,
+            "not_found.html",
+            {"user": user, "what": f"No study has the id {study_id!r}."},
+            status_code=status.HTTP_404_NOT_FOUND,
+        )
     return TEMPLATES.TemplateResponse(request, "viewer.html", {"user": user, "study_id": study_id})
 
 

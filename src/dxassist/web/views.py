@@ -6,20 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dxassist.store.models import Review, Study, StudyStatus, User
+from dxassist.timefmt import aware, iso
 
 API = "/api/v1"
-
-
-def aware(dt: datetime | None) -> datetime | None:
-    """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
-    if dt is None:
-        return None
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
-
-
-def iso(dt: datetime | None) -> str | None:
-    value = aware(dt)
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def study_urls(study: Study) -> dict[str, str | None]:
@@ -36,8 +25,18 @@ def study_urls(study: Study) -> dict[str, str | None]:
     }
 
 
-def summary(study: Study, now: datetime | None = None) -> dict[str, Any]:
-    """One worklist row."""
+def patient_label(study: Study) -> str | None:
+    """A short pseudonym for the patient (from the site's keyed hash), e.g. ``P-3fa2c1d9``.
+
+    dxassist does not keep names or Patient IDs; films of one patient share this label.
+    """
+    return f"P-{study.patient_key[:8]}" if study.patient_key else None
+
+
+def summary(
+    study: Study, now: datetime | None = None, review: Review | None = None
+) -> dict[str, Any]:
+    """One worklist row (with the newest review's labels, if one is given)."""
     now = now or datetime.now(UTC)
     created = aware(study.created_at)
     assert created is not None
@@ -47,6 +46,11 @@ def summary(study: Study, now: datetime | None = None) -> dict[str, Any]:
         "received_at": iso(study.created_at),
         "age_seconds": max(0, round((now - created).total_seconds())),
         "original_filename": study.original_filename,
+        "patient": {
+            "pseudonym": patient_label(study),
+            "age_years": study.patient_age_years,
+            "sex": study.patient_sex,
+        },
         "modality": study.modality,
         "view": study.view,
         "priority": study.priority,
@@ -55,6 +59,7 @@ def summary(study: Study, now: datetime | None = None) -> dict[str, Any]:
         "failure_reason": study.failure_reason,
         "n_warnings": len(study.warnings or []),
         "reviewed_at": iso(study.reviewed_at),
+        "review_labels": list(review.labels) if review is not None else None,
         "urls": study_urls(study),
     }
 
@@ -69,8 +74,13 @@ def review_view(review: Review, reviewer: User | None) -> dict[str, Any]:
     }
 
 
-def detail(study: Study, review: dict[str, Any] | None) -> dict[str, Any]:
-    """Everything about one study."""
+def detail(
+    study: Study,
+    review: dict[str, Any] | None,
+    thresholds: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Everything about one study. `thresholds` are the triage thresholds of the model
+    that read it (None when that model is not the one loaded now)."""
     ai = None
     if study.status == StudyStatus.READY and study.probabilities is not None:
         ai = {
@@ -78,7 +88,9 @@ def detail(study: Study, review: dict[str, Any] | None) -> dict[str, Any]:
             "probabilities": study.probabilities,
             "abnormal": study.abnormal,
             "priority": study.priority,
+            "thresholds": thresholds,
             "top_finding": study.top_finding,
+            "heatmap_finding": study.heatmap_finding,
         }
     return {
         **summary(study),

@@ -425,6 +425,13 @@
     );
     const model = ai.model || {};
     $("ai-model").textContent = `Model ${model.name || "?"} ${model.version || ""}`.trim();
+    const t = ai.thresholds;
+    $("ai-thresholds").textContent = t
+      ? `Priority from the abnormal score (1 − p(no pneumonia)): urgent ≥ ${t.urgent.toFixed(3)}, priority ≥ ${t.priority.toFixed(3)}, else routine.`
+      : "";
+    $("ai-heatmap-finding").textContent = ai.heatmap_finding
+      ? `Heatmap: where the evidence for ${dx.FINDING_NAMES[ai.heatmap_finding] || ai.heatmap_finding} lies in this film (red = strongest in this film, whatever its probability; coarse, not a lesion outline).`
+      : "";
   }
 
   function renderWarnings() {

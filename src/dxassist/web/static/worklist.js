@@ -68,6 +68,16 @@
         el("span", { class: "failure-reason", text: item.failure_reason || "no reason recorded" }),
       );
     }
+    if (item.review_labels && item.review_labels.length) {
+      // reviewed studies: the radiologist's read is what counts; the AI's is in the title
+      const names = item.review_labels.map((l) => window.dx.LABEL_NAMES[l] || l).join(", ");
+      const ai = item.top_finding ? window.dx.FINDING_NAMES[item.top_finding] || item.top_finding : "none";
+      return [
+        el("td", { class: "col-finding", title: `AI top finding: ${ai}` },
+          el("span", { class: "read-label", text: "Read: " }), names),
+        el("td", { class: "col-num", text: window.dx.score(item.abnormal) }),
+      ];
+    }
     if (!item.top_finding) {
       return el("td", { class: "col-finding muted", colspan: "2", text: "—" });
     }
@@ -101,6 +111,17 @@
     });
   }
 
+  function patientText(patient) {
+    if (!patient) return "—";
+    const parts = [patient.pseudonym];
+    if (patient.age_years !== null && patient.age_years !== undefined) {
+      parts.push(patient.age_years >= 2 ? `${Math.floor(patient.age_years)} y` : `${Math.round(patient.age_years * 12)} mo`);
+    }
+    if (patient.sex) parts.push(patient.sex);
+    const text = parts.filter(Boolean).join(" · ");
+    return text || "—";
+  }
+
   function row(item) {
     const open = () => location.assign(`/studies/${encodeURIComponent(item.id)}`);
     const warnings = item.n_warnings || 0;
@@ -116,6 +137,7 @@
         },
       },
       el("td", { class: "col-prio" }, window.dx.priorityBadge(item.priority)),
+      el("td", { class: "col-patient", text: patientText(item.patient), title: "Pseudonym (dxassist keeps no names or IDs) · age · sex" }),
       el("td", { class: "col-age", text: window.dx.formatAge(item.age_seconds), title: window.dx.formatDateTime(item.received_at) }),
       el("td", { class: "col-status" }, window.dx.statusBadge(item.status)),
       findingCell(item),
@@ -161,7 +183,7 @@
       if (total > 0) empty.textContent = "No studies on this page: go back a page.";
       else if (filtered()) empty.textContent = "No study matches these filters.";
       else if (reviewed) empty.textContent = "No study has been reviewed yet.";
-      else empty.textContent = "No open studies: every study is reviewed. New uploads appear here by themselves.";
+      else empty.textContent = "No open studies. New uploads appear here by themselves.";
     }
     const first = data.items.length ? data.offset + 1 : 0;
     const last = data.offset + data.items.length;

@@ -1,4 +1,4 @@
-"""accounts, web sessions, API tokens, reviews; study patient key, age and reviewed_at
+"""accounts, sessions, API tokens, reviews; study patient key/age/sex, heatmap finding
 
 Revision ID: 0002
 Revises: 0001
@@ -24,6 +24,8 @@ def upgrade() -> None:
     with op.batch_alter_table("study") as batch:
         batch.add_column(sa.Column("patient_key", sa.String(64), nullable=True))
         batch.add_column(sa.Column("patient_age_years", sa.Float(), nullable=True))
+        batch.add_column(sa.Column("patient_sex", sa.String(16), nullable=True))
+        batch.add_column(sa.Column("heatmap_finding", sa.String(64), nullable=True))
         batch.add_column(sa.Column("reviewed_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index("ix_study_patient_key", "study", ["patient_key"])
     op.create_index("ix_study_reviewed_at", "study", ["reviewed_at"])
@@ -106,5 +108,7 @@ def downgrade() -> None:
     op.drop_index("ix_study_patient_key", table_name="study")
     with op.batch_alter_table("study") as batch:
         batch.drop_column("reviewed_at")
+        batch.drop_column("heatmap_finding")
+        batch.drop_column("patient_sex")
         batch.drop_column("patient_age_years")
         batch.drop_column("patient_key")
