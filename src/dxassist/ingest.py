@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
+import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dxassist.config import Settings
@@ -25,6 +30,7 @@ from dxassist.store import repository
 from dxassist.store.models import Study, new_id
 
 FILES_DIR = "files"
+log = logging.getLogger(__name__)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -72,6 +78,70 @@ def validate(data: bytes, filename: str) -> Radiograph:
     return radiograph
 
 
+_UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_CS_RE = re.compile(r"^[A-Z0-9 _]+$")
+
+
+def _uid(value: str | None, what: str, warnings: list[str]) -> str | None:
+    """A DICOM UID (digits and dots, at most 64 characters) or None, with a warning."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip().rstrip("\x00")
+    if len(text) <= 64 and _UID_RE.match(text):
+        return text
+    warnings.append(f"{what} is not a valid DICOM UID (digits and dots, up to 64); ignored")
+    return None
+
+
+def _code(value: str | None, what: str, limit: int, warnings: list[str]) -> str | None:
+    """A DICOM code string (upper-case letters, digits, space, _) or None, with a warning."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip().upper()
+    if len(text) <= limit and _CS_RE.match(text):
+        return text
+    warnings.append(f"{what} {value[:40]!r} is not a valid DICOM code string; ignored")
+    return None
+
+
+def _text(value: str) -> str:
+    """Text as it can be stored in every database: no NUL characters."""
+    return value.replace("\x00", "\ufffd")
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """What is kept of a validated file until it is stored: bytes and metadata, no pixels
+    (a decoded chest film is 10-60 MB of float32; many in one upload would exhaust memory)."""
+
+    data: bytes
+    filename: str
+    sha256: str
+    fields: dict[str, Any]
+
+
+def _check(data: bytes, filename: str, secret: bytes) -> _Checked:
+    radiograph = validate(data, filename)
+    meta = radiograph.meta
+    rows, columns = radiograph.pixels.shape
+    warnings = [_text(w) for w in radiograph.warnings]
+    fields: dict[str, Any] = {
+        "original_filename": _text(filename),
+        "modality": _code(meta.modality, "Modality", 16, warnings),
+        "view": _code(meta.view_position, "View Position", 16, warnings),
+        "rows": int(rows),
+        "columns": int(columns),
+        "study_instance_uid": _uid(meta.study_instance_uid, "Study Instance UID", warnings),
+        "series_instance_uid": _uid(meta.series_instance_uid, "Series Instance UID", warnings),
+        "sop_instance_uid": _uid(meta.sop_instance_uid, "SOP Instance UID", warnings),
+        "patient_key": patient_key(meta.patient_id, secret),
+        "patient_age_years": meta.patient_age_years,
+        "patient_sex": _code(meta.patient_sex, "Patient Sex", 16, warnings),
+    }
+    fields["warnings"] = warnings
+    return _Checked(data, filename, hashlib.sha256(data).hexdigest(), fields)
+
+
 def receive_files(
     settings: Settings, session: Session, files: Sequence[tuple[bytes, str]]
 ) -> list[Received]:
@@ -79,56 +149,52 @@ def receive_files(
 
     Raises :class:`ReceiveError` listing each unreadable file (nothing is stored). Files
     whose exact bytes were received before are not stored again: the earlier study is
-    returned with ``duplicate=True``. The new files and their rows are committed together;
-    if the commit fails the files are removed again.
+    returned with ``duplicate=True`` (also when another upload of the same bytes commits
+    first, at the same moment: the database refuses a second row with the same SHA-256).
+    The new files and their rows are committed together; if the commit fails the files
+    are removed again. Header values that cannot be stored as they are (a UID that is not
+    a UID, a view that is not a code string) are dropped with a warning.
     """
-    validated: list[tuple[bytes, str, Radiograph, str]] = []
+    secret = load_or_create_site_secret(settings.data_dir)
+    checked: list[_Checked] = []
     problems: list[tuple[str, str]] = []
     for data, filename in files:
         try:
-            radiograph = validate(data, filename)
+            checked.append(_check(data, filename, secret))
         except InputError as exc:
             problems.append((filename, str(exc)))
-            continue
-        validated.append((data, filename, radiograph, hashlib.sha256(data).hexdigest()))
     if problems:
         raise ReceiveError(problems)
-    secret = load_or_create_site_secret(settings.data_dir)
+    try:
+        return _store(settings, session, checked)
+    except IntegrityError:
+        # the same bytes were committed by a concurrent upload: now they are found
+        return _store(settings, session, checked)
+
+
+def _store(settings: Settings, session: Session, checked: Sequence[_Checked]) -> list[Received]:
     out: list[Received] = []
     written: list[Path] = []
     seen: dict[str, Study] = {}
     try:
-        for data, filename, radiograph, digest in validated:
-            earlier = seen.get(digest) or repository.find_by_sha256(session, digest)
+        for item in checked:
+            earlier = seen.get(item.sha256) or repository.find_by_sha256(session, item.sha256)
             if earlier is not None:
                 out.append(Received(earlier, duplicate=True))
                 continue
-            meta = radiograph.meta
-            rows, columns = radiograph.pixels.shape
             study_id = new_id()
             relpath = Path(FILES_DIR) / study_id
             target = settings.data_dir / relpath
-            write_durably(target, data)
+            write_durably(target, item.data)
             written.append(target)
             study = repository.add_received(
                 session,
                 study_id=study_id,
-                original_filename=filename,
                 file_path=relpath.as_posix(),
-                sha256=digest,
-                modality=meta.modality,
-                view=meta.view_position,
-                rows=int(rows),
-                columns=int(columns),
-                study_instance_uid=meta.study_instance_uid,
-                series_instance_uid=meta.series_instance_uid,
-                sop_instance_uid=meta.sop_instance_uid,
-                patient_key=patient_key(meta.patient_id, secret),
-                patient_age_years=meta.patient_age_years,
-                patient_sex=meta.patient_sex,
-                warnings=radiograph.warnings,
+                sha256=item.sha256,
+                **item.fields,
             )
-            seen[digest] = study
+            seen[item.sha256] = study
             out.append(Received(study, duplicate=False))
         session.commit()
     except BaseException:
@@ -138,6 +204,32 @@ def receive_files(
         session.rollback()
         raise
     return out
+
+
+def sweep_orphans(settings: Settings, session: Session, min_age_s: float = 600.0) -> int:
+    """Remove received files that have no study row (a server killed between writing a file
+    and committing its row) and left-over temp files, if older than `min_age_s` (so an
+    upload in flight in another process is never touched). Returns how many were removed."""
+    folder = settings.data_dir / FILES_DIR
+    if not folder.is_dir():
+        return 0
+    known = repository.all_file_paths(session)
+    now = time.time()
+    removed = 0
+    for entry in folder.iterdir():
+        rel = f"{FILES_DIR}/{entry.name}"
+        if rel in known or not entry.is_file():
+            continue
+        try:
+            if now - entry.stat().st_mtime < min_age_s:
+                continue
+            entry.unlink()
+            removed += 1
+        except OSError:
+            continue
+    if removed:
+        log.warning("removed %d received file(s) that no study refers to", removed)
+    return removed
 
 
 def receive_file(settings: Settings, session: Session, data: bytes, filename: str) -> Study:

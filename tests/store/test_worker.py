@@ -137,7 +137,7 @@ def test_concurrent_claimers_never_share_a_study(
     with sessions() as s:
         ids = {
             repo.add_received(
-                s, original_filename=f"{i}.dcm", file_path=f"files/{i}", sha256="0"
+                s, original_filename=f"{i}.dcm", file_path=f"files/{i}", sha256=f"sha-{i}"
             ).id
             for i in range(40)
         }
@@ -191,7 +191,7 @@ def test_list_open_orders_urgent_priority_routine_then_oldest(
     with sessions() as s:
         for name, minutes, outcome in plan:
             study = repo.add_received(
-                s, original_filename=name, file_path=f"files/{name}", sha256="0"
+                s, original_filename=name, file_path=f"files/{name}", sha256=name
             )
             study.created_at = base + timedelta(minutes=minutes)
             s.commit()

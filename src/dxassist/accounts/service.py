@@ -87,6 +87,8 @@ def create_user(session: Session, username: str, password: str, role: str) -> Us
 
 def authenticate(session: Session, username: str, password: str) -> User | None:
     """The active user with this name and password, or None (same time either way)."""
+    if "\x00" in username or len(username) > 256:
+        username = ""  # never a valid name; still spend the hashing time below
     user = session.scalar(select(User).where(func.lower(User.username) == username.lower()))
     if user is None or not user.active:
         with contextlib.suppress(VerificationError):

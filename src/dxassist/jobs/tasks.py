@@ -77,11 +77,19 @@ def analyse_study(
             )
         except DxAssistError as exc:
             log.warning("study %s: analysis failed: %s", study_id, exc)
-            repository.mark_failed(session, study_id, str(exc))
+            # the reason is shown to users: name the file as they sent it, not our disk path
+            reason = str(exc).replace(str(source), study.original_filename)
+            repository.mark_failed(session, study_id, reason)
             return
         except Exception as exc:
             log.exception("study %s: unexpected error", study_id)
-            repository.mark_failed(session, study_id, f"{type(exc).__name__}: {exc}")
+            reason = f"{type(exc).__name__}: {exc}".replace(str(settings.data_dir), "<data>")
+            repository.mark_failed(
+                session,
+                study_id,
+                f"internal error while analysing ({reason}); retry, and if it fails again "
+                "report it with the server log",
+            )
             return
         reading = result.reading
         log.info(

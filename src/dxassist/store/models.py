@@ -64,7 +64,8 @@ class Study(Base):
     # the received file
     original_filename: Mapped[str] = mapped_column(Text)
     file_path: Mapped[str] = mapped_column(Text)  # relative to Settings.data_dir
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    #: unique: the same bytes received twice are one study
+    sha256: Mapped[str] = mapped_column(String(64), index=True, unique=True)
 
     # from the image
     modality: Mapped[str | None] = mapped_column(String(16))

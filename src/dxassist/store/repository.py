@@ -86,6 +86,11 @@ def find_by_sha256(session: Session, sha256: str) -> Study | None:
     ).first()
 
 
+def all_file_paths(session: Session) -> set[str]:
+    """The stored-file paths (relative to the data folder) of every study."""
+    return set(session.scalars(select(Study.file_path)))
+
+
 def _require(session: Session, study_id: str) -> Study:
     study = session.get(Study, study_id)
     if study is None:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, time
+from collections.abc import AsyncGenerator
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from starlette.datastructures import UploadFile as StarletteUploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from dxassist.cxr.taxonomy import FINDINGS, PNEUMONIA_UNTYPED, REVIEW_LABELS
 from dxassist.errors import DxAssistError
@@ -28,16 +32,22 @@ router = APIRouter(prefix="/api/v1", tags=["studies"])
 
 #: Most studies one worklist page returns.
 MAX_PAGE = 500
+#: Largest worklist offset (far beyond any real worklist; keeps SQL integers in range).
+MAX_OFFSET = 1_000_000_000
 #: Longest review note, in characters.
 MAX_NOTE = 4000
-UPLOAD_CHUNK = 1 << 20
 
 
 def _study_or_404(session: DB, study_id: str) -> Study:
-    study = repository.get(session, study_id)
+    study = repository.get(session, study_id) if _plausible_id(study_id) else None
     if study is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no study with id {study_id!r}")
     return study
+
+
+def _plausible_id(study_id: str) -> bool:
+    """Study ids are UUIDs; anything else (NUL bytes, megabytes) never reaches the database."""
+    return len(study_id) <= 64 and "\x00" not in study_id
 
 
 def _review_json(session: DB, study: Study) -> dict[str, Any] | None:
@@ -47,20 +57,81 @@ def _review_json(session: DB, study: Study) -> dict[str, Any] | None:
     return review_view(review, session.get(User, review.reviewer_id))
 
 
-def _read_upload(upload: UploadFile, limit: int) -> bytes:
-    name = upload.filename or "upload"
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := upload.file.read(UPLOAD_CHUNK):
-        size += len(chunk)
-        if size > limit:
+#: Most files one upload request may carry.
+MAX_FILES_PER_REQUEST = 100
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
+    """The request body, stopping (with _BodyTooLarge) as soon as it passes `limit` bytes."""
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > limit:
+            raise _BodyTooLarge
+        yield chunk
+
+
+async def _parse_upload(request: Request, limit_mb: float) -> list[tuple[bytes, str]]:
+    """The ``files`` parts of a multipart upload, read under the size and count limits."""
+    limit = int(limit_mb * 1024 * 1024)
+    too_large = HTTPException(
+        status.HTTP_413_CONTENT_TOO_LARGE,
+        detail=f"the upload is over the {limit_mb:g} MB limit per request; nothing was stored. "
+        "Send fewer files per request (or raise DXASSIST_MAX_UPLOAD_MB if this is one real "
+        "radiograph)",
+    )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large  # refused before a byte of the body is read
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            detail="send the radiographs as multipart/form-data, one 'files' part per file "
+            "(e.g. curl -F files=@chest.dcm ...)",
+        )
+    parser = MultiPartParser(
+        request.headers,
+        _limited(request, limit),
+        max_files=MAX_FILES_PER_REQUEST,
+        max_fields=MAX_FILES_PER_REQUEST,
+    )
+    try:
+        form = await parser.parse()
+    except _BodyTooLarge:
+        raise too_large from None
+    except MultiPartException as exc:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            detail=f"the multipart body cannot be read ({exc.message}); send at most "
+            f"{MAX_FILES_PER_REQUEST} files as 'files' parts of a multipart/form-data request",
+        ) from None
+    try:
+        parts = form.getlist("files")
+        if not parts:
+            others = sorted(set(form.keys()))
             raise HTTPException(
-                status.HTTP_413_CONTENT_TOO_LARGE,
-                detail=f"{name}: file is over the {limit // (1024 * 1024)} MB upload limit; "
-                "nothing was stored (raise DXASSIST_MAX_UPLOAD_MB if it is a real radiograph)",
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                detail="no 'files' part in the upload"
+                + (f" (found {', '.join(map(repr, others))})" if others else "")
+                + "; send each radiograph as a part named 'files' with a file name",
             )
-        chunks.append(chunk)
-    return b"".join(chunks)
+        items: list[tuple[bytes, str]] = []
+        for i, part in enumerate(parts, start=1):
+            if not isinstance(part, StarletteUploadFile):
+                raise HTTPException(
+                    status.HTTP_422_UNPROCESSABLE_CONTENT,
+                    detail=f"'files' part {i} is not a file (no file name); send each "
+                    "radiograph as a file part, e.g. curl -F files=@chest.dcm",
+                )
+            items.append((await part.read(), part.filename or f"upload-{i}"))
+        return items
+    finally:
+        await form.close()
 
 
 @router.get("/me")
@@ -69,21 +140,55 @@ def me(user: Reader) -> dict[str, str]:
     return {"username": user.username, "role": user.role.value}
 
 
-@router.post("/studies", status_code=status.HTTP_202_ACCEPTED)
-def upload_studies(
-    state: State,
-    session: DB,
-    user: Reader,
-    files: Annotated[list[UploadFile], File(description="DICOM, PNG or JPEG radiographs")],
-) -> dict[str, Any]:
-    """Receive one or many radiographs. Every file is checked before any is stored: if one
-    cannot be read the whole upload is refused (422, each bad file named) and nothing is
-    kept. Files are durable on disk and in the database before this answers. Bytes that
-    were received before are not stored twice (``duplicate: true``, the earlier study)."""
-    limit = state.settings.max_upload_bytes
-    items = [(_read_upload(f, limit), f.filename or f"upload-{i + 1}") for i, f in enumerate(files)]
+@router.post(
+    "/studies",
+    status_code=status.HTTP_202_ACCEPTED,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["files"],
+                        "properties": {
+                            "files": {
+                                "type": "array",
+                                "items": {"type": "string", "format": "binary"},
+                                "description": "DICOM, PNG or JPEG radiographs",
+                            }
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def upload_studies(request: Request, state: State, user: Reader) -> dict[str, Any]:
+    """Receive one or many radiographs (multipart field ``files``, at most 100 per request,
+    DXASSIST_MAX_UPLOAD_MB in all). Who is asking is checked before the body is read.
+    Every file is checked before any is stored: if one cannot be read the whole upload is
+    refused (422, each bad file named) and nothing is kept. Files are durable on disk and
+    in the database before this answers. Bytes that were received before are not stored
+    twice (``duplicate: true``, the earlier study)."""
+    items = await _parse_upload(request, state.settings.max_upload_mb)
+
+    def receive() -> list[Any]:
+        with state.sessions() as session:
+            received = receive_files(state.settings, session, items)
+            return [
+                {
+                    "id": r.study.id,
+                    "original_filename": r.study.original_filename,
+                    "status": str(r.study.status),
+                    "duplicate": r.duplicate,
+                    "url": f"/api/v1/studies/{r.study.id}",
+                }
+                for r in received
+            ]
+
     try:
-        received = receive_files(state.settings, session, items)
+        studies = await run_in_threadpool(receive)
     except ReceiveError as exc:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -93,30 +198,23 @@ def upload_studies(
             },
         ) from None
     state.worker.wake()
-    return {
-        "studies": [
-            {
-                "id": r.study.id,
-                "original_filename": r.study.original_filename,
-                "status": str(r.study.status),
-                "duplicate": r.duplicate,
-                "url": f"/api/v1/studies/{r.study.id}",
-            }
-            for r in received
-        ]
-    }
+    return {"studies": studies}
 
 
 def _parse_when(value: str | None, name: str, end: bool) -> datetime | None:
+    """A date (YYYY-MM-DD; as the end of a range it includes that whole day) or an ISO
+    date-time; naive values are UTC. None for no bound."""
     if value is None or not value.strip():
         return None
     text = value.strip()
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
+            if end:
+                if day == date.max:
+                    return None  # the end of time: no upper bound
+                day = date.fromordinal(day.toordinal() + 1)
             when = datetime.combine(day, time.min)
-            if end:  # a date as the end of a range includes that whole day
-                when = datetime.combine(date.fromordinal(day.toordinal() + 1), time.min)
         else:
             when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -124,11 +222,7 @@ def _parse_when(value: str | None, name: str, end: bool) -> datetime | None:
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=f"{name}={value!r} is not a date (YYYY-MM-DD) or ISO 8601 date-time",
         ) from None
-    if when.tzinfo is None:
-        from datetime import UTC
-
-        when = when.replace(tzinfo=UTC)
-    return when
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _split_values(values: list[str] | None, allowed: tuple[str, ...], name: str) -> tuple[str, ...]:
@@ -163,17 +257,25 @@ def worklist(
         bool | None, Query(description="false (default): the open worklist; true: reviewed")
     ] = False,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict[str, Any]:
     """Open studies, urgent first, then priority, routine, not yet read by the AI; oldest
     first within each. Reviewed studies leave it (``reviewed=true`` lists them)."""
     statuses = _split_values(status_, tuple(s.value for s in StudyStatus), "status")
     priorities = _split_values(priority, tuple(repository.PRIORITY_RANK), "priority")
+    start = _parse_when(received_from, "received_from", end=False)
+    stop = _parse_when(received_to, "received_to", end=True)
+    if start is not None and stop is not None and stop <= start:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"received_to ({received_to}) is before received_from ({received_from}); "
+            "swap them",
+        )
     query = repository.WorklistQuery(
         statuses=tuple(StudyStatus(s) for s in statuses),
         priorities=priorities,
-        received_from=_parse_when(received_from, "received_from", end=False),
-        received_before=_parse_when(received_to, "received_to", end=True),
+        received_from=start,
+        received_before=stop,
         reviewed=reviewed,
         limit=limit,
         offset=offset,
@@ -210,11 +312,15 @@ def study_image(state: State, session: DB, user: Reader, study_id: str) -> FileR
     study = _study_or_404(session, study_id)
     path = state.settings.data_dir / preview_relpath(study.id)
     if not path.is_file():
+        source = state.settings.data_dir / study.file_path
         try:
-            radiograph = load_file(state.settings.data_dir / study.file_path)
+            radiograph = load_file(source)
         except DxAssistError as exc:
+            reason = str(exc).replace(str(source), study.original_filename)
             raise HTTPException(
-                status.HTTP_409_CONFLICT, detail=f"the stored image cannot be shown: {exc}"
+                status.HTTP_409_CONFLICT,
+                detail=f"the stored image cannot be shown: {reason}. Ask an administrator to "
+                "check the data folder",
             ) from None
         write_preview(path, radiograph.pixels)
     return _png(path)
@@ -263,16 +369,25 @@ def retry_study(state: State, session: DB, user: Reader, study_id: str) -> dict[
 class ReviewIn(BaseModel):
     """A radiologist's read."""
 
+    model_config = ConfigDict(extra="forbid")
+
     labels: list[str] = Field(
         min_length=1,
         description="final label(s), primary first: " + ", ".join(REVIEW_LABELS),
     )
-    agrees_with_ai: bool | None = Field(
+    agrees_with_ai: StrictBool | None = Field(
         default=None,
         description="whether you agree with the AI's read (required once it has one); agreeing "
         "means your primary label is the AI's top finding",
     )
     note: str = Field(default="", max_length=MAX_NOTE)
+
+    @field_validator("note")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("the note contains a NUL character; remove it")
+        return value
 
 
 def _check_review(body: ReviewIn, study: Study) -> list[str]:

@@ -14,12 +14,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dxassist import __version__
 from dxassist.config import Settings
 from dxassist.cxr.runtime import CxrModel
 from dxassist.errors import DxAssistError
+from dxassist.ingest import sweep_orphans
 from dxassist.jobs import Worker
 from dxassist.store import upgrade_to_head
 from dxassist.store.db import session_factory_for
@@ -72,6 +74,8 @@ def create_app(
         upgrade_to_head(settings.database_url)
     model = model or CxrModel.load()
     sessions = session_factory_for(settings.database_url)
+    with sessions() as session:
+        sweep_orphans(settings, session)
     worker = Worker(settings, model, sessions)
     state = AppState(settings=settings, sessions=sessions, model=model, worker=worker)
 
@@ -102,8 +106,11 @@ def create_app(
     async def security(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        # a form or fetch from another site must not act with the user's session cookie
-        if request.method in UNSAFE_METHODS and SESSION_COOKIE in request.cookies:
+        # a form or fetch from another site must not act with the user's session cookie, nor
+        # log the browser in to an account of the attacker's (login CSRF)
+        if request.method in UNSAFE_METHODS and (
+            SESSION_COOKIE in request.cookies or request.url.path == "/login"
+        ):
             origin = request.headers.get("origin") or request.headers.get("referer")
             if origin and urlsplit(origin).netloc != request.url.netloc:
                 return JSONResponse(
@@ -130,11 +137,62 @@ def create_app(
     async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
         problems = []
         for err in exc.errors():
+            kind = err.get("type", "")
             where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
-            problems.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
+            if kind == "json_invalid":
+                problems.append(
+                    f"the body is not valid JSON ({err.get('ctx', {}).get('error', 'invalid')});"
+                    " send a JSON object with Content-Type: application/json"
+                )
+            elif kind in ("model_attributes_type", "dict_type") and not where:
+                problems.append(
+                    "the body must be a JSON object (Content-Type: application/json), e.g. "
+                    '{"labels": ["normal"], "agrees_with_ai": true, "note": ""}'
+                )
+            elif kind == "extra_forbidden":
+                problems.append(f"{where}: unknown field; remove it")
+            else:
+                problems.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
         return JSONResponse(
             {"detail": "; ".join(problems), "errors": _jsonable_errors(exc.errors())},
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+
+    @app.exception_handler(OSError)
+    async def storage_error(_request: Request, exc: OSError) -> Response:
+        log.error("storage error: %s", exc)
+        return JSONResponse(
+            {
+                "detail": "the server cannot read or write its data folder "
+                f"({exc.strerror or type(exc).__name__}); nothing was stored. Tell the "
+                "administrator (disk full, or permissions of DXASSIST_DATA_DIR)"
+            },
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers=SECURITY_HEADERS,
+        )
+
+    @app.exception_handler(OperationalError)
+    async def database_down(_request: Request, exc: OperationalError) -> Response:
+        log.error("database error: %s", exc)
+        return JSONResponse(
+            {
+                "detail": "the database is unavailable; try again shortly, and tell the "
+                "administrator if it persists"
+            },
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers=SECURITY_HEADERS,
+        )
+
+    @app.exception_handler(Exception)
+    async def internal_error(_request: Request, exc: Exception) -> Response:
+        log.exception("internal error")
+        return JSONResponse(
+            {
+                "detail": f"internal error ({type(exc).__name__}); this is a bug in dxassist: "
+                "report it with the server log"
+            },
+            status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+            headers=SECURITY_HEADERS,
         )
 
     @app.exception_handler(DxAssistError)

@@ -57,16 +57,22 @@ def current_user(request: Request, session: Annotated[Session, Depends(db_sessio
                 "Authorization header must be 'Bearer <token>'; create a token with "
                 "`dxassist token create USER --name NAME`"
             )
-        user = resolve_token(session, token.strip())
+        token = token.strip()
+        user = resolve_token(session, token) if len(token) <= 256 and "\x00" not in token else None
         if user is None:
-            raise NotAuthenticatedError("API token unknown or revoked; create a new one")
+            raise NotAuthenticatedError(
+                "API token unknown or revoked, or its user is disabled; ask an administrator "
+                "(`dxassist token list`)"
+            )
         return user
     cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie and (len(cookie) > 256 or "\x00" in cookie):
+        cookie = "invalid"
     if cookie:
         user = resolve_session(session, cookie)
         if user is not None:
             return user
-        raise NotAuthenticatedError("your session has expired; log in again")
+        raise NotAuthenticatedError("your session has ended (expired, logged out or disabled)")
     raise NotAuthenticatedError("log in first (session cookie) or send an API token")
 
 

@@ -29,7 +29,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("reviewed_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index("ix_study_patient_key", "study", ["patient_key"])
     op.create_index("ix_study_reviewed_at", "study", ["reviewed_at"])
-    op.create_index("ix_study_sha256", "study", ["sha256"])
+    op.create_index("ix_study_sha256", "study", ["sha256"], unique=True)
 
     op.create_table(
         "app_user",
