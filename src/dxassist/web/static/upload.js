@@ -88,7 +88,7 @@
         el("a", { href: `/studies/${encodeURIComponent(s.id)}`, text: "Open study", data: { studyId: s.id } }),
         s.duplicate
           ? el("span", { class: "dup", text: ` · already received earlier (${dx.STATUS_NAMES[s.status] || s.status}): this is that study, not a new one` })
-          : el("span", { class: "muted", text: ` · received, ${dx.STATUS_NAMES[s.status] || s.status}` }),
+          : el("span", { class: "muted", text: " · received; the AI reads it in the background (see the worklist)" }),
       ),
     );
     item.result.className = "col-result ok";
