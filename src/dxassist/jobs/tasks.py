@@ -11,11 +11,12 @@ from dxassist.config import Settings
 from dxassist.cxr.heatmap import write_layer
 from dxassist.cxr.runtime import CxrModel
 from dxassist.errors import DxAssistError
+from dxassist.imaging import load_file
 from dxassist.imaging.render import write_preview
 from dxassist.pipeline import read_file
 from dxassist.store import repository
 from dxassist.store.db import session_factory_for
-from dxassist.store.models import StudyStatus
+from dxassist.store.models import Study, StudyStatus
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,26 @@ def heatmap_layer_relpath(study_id: str) -> Path:
 def preview_relpath(study_id: str) -> Path:
     """Where a study's display copy (8-bit PNG) lives, relative to the data folder."""
     return Path(PREVIEW_DIR) / f"{study_id}.png"
+
+
+def user_facing(exc: Exception, source: Path, filename: str) -> str:
+    """The error's message with the stored file's path (our disk layout) replaced by the
+    name the file was sent under: the message is shown to users and API clients."""
+    return str(exc).replace(str(source), filename)
+
+
+def ensure_preview(settings: Settings, study: Study) -> Path:
+    """The study's display copy, rendered from the stored file if it is not there yet
+    (a study not analysed yet). Raises DxAssistError if the stored file cannot be read."""
+    path = settings.data_dir / preview_relpath(study.id)
+    if not path.is_file():
+        source = settings.data_dir / study.file_path
+        try:
+            radiograph = load_file(source)
+        except DxAssistError as exc:
+            raise DxAssistError(user_facing(exc, source, study.original_filename)) from None
+        write_preview(path, radiograph.pixels)
+    return path
 
 
 def analyse_study(
@@ -78,7 +99,7 @@ def analyse_study(
         except DxAssistError as exc:
             log.warning("study %s: analysis failed: %s", study_id, exc)
             # the reason is shown to users: name the file as they sent it, not our disk path
-            reason = str(exc).replace(str(source), study.original_filename)
+            reason = user_facing(exc, source, study.original_filename)
             repository.mark_failed(session, study_id, reason)
             return
         except Exception as exc:

@@ -228,7 +228,7 @@ class WorklistQuery:
     received_from: datetime | None = None
     received_before: datetime | None = None
     reviewed: bool | None = False
-    limit: int = 50
+    limit: int | None = 50  # None: no limit
     offset: int = 0
 
 
@@ -265,17 +265,12 @@ def worklist(session: Session, query: WorklistQuery | None = None) -> tuple[int,
 
 def list_open(session: Session, limit: int | None = None) -> list[Study]:
     """The open worklist (every unreviewed study), in worklist order."""
-    _, studies = worklist(session, WorklistQuery(limit=limit if limit is not None else 10**9))
-    return studies
+    return worklist(session, WorklistQuery(limit=limit))[1]
 
 
-def next_open_after(session: Session, study_id: str) -> Study | None:
-    """The study after `study_id` on the open worklist (the first one if it is not on it)."""
-    studies = list_open(session)
-    ids = [st.id for st in studies]
-    if study_id in ids:
-        rest = studies[ids.index(study_id) + 1 :]
-        return rest[0] if rest else None
+def first_open(session: Session) -> Study | None:
+    """The most urgent open study (the one a radiologist reads next), or None."""
+    studies = list_open(session, limit=1)
     return studies[0] if studies else None
 
 

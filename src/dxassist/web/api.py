@@ -18,10 +18,8 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from dxassist.cxr.taxonomy import FINDINGS, PNEUMONIA_UNTYPED, REVIEW_LABELS
 from dxassist.errors import DxAssistError
-from dxassist.imaging import load_file
-from dxassist.imaging.render import write_preview
 from dxassist.ingest import ReceiveError, receive_files
-from dxassist.jobs.tasks import heatmap_layer_relpath, heatmap_relpath, preview_relpath
+from dxassist.jobs.tasks import ensure_preview, heatmap_layer_relpath, heatmap_relpath
 from dxassist.store import repository
 from dxassist.store.models import Study, StudyStatus, User
 from dxassist.training_export import EXPORT_COLUMNS, export_rows
@@ -310,20 +308,14 @@ def _png(path: Path) -> FileResponse:
 def study_image(state: State, session: DB, user: Reader, study_id: str) -> FileResponse:
     """The radiograph as an 8-bit PNG (longest side at most 2048 px), display-ready."""
     study = _study_or_404(session, study_id)
-    path = state.settings.data_dir / preview_relpath(study.id)
-    if not path.is_file():
-        source = state.settings.data_dir / study.file_path
-        try:
-            radiograph = load_file(source)
-        except DxAssistError as exc:
-            reason = str(exc).replace(str(source), study.original_filename)
-            raise HTTPException(
-                status.HTTP_409_CONFLICT,
-                detail=f"the stored image cannot be shown: {reason}. Ask an administrator to "
-                "check the data folder",
-            ) from None
-        write_preview(path, radiograph.pixels)
-    return _png(path)
+    try:
+        return _png(ensure_preview(state.settings, study))
+    except DxAssistError as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"the stored image cannot be shown: {exc}. Ask an administrator to check "
+            "the data folder",
+        ) from None
 
 
 def _ready_file(state: State, session: DB, study_id: str, rel: Path, what: str) -> FileResponse:
@@ -437,7 +429,7 @@ def _check_review(body: ReviewIn, study: Study) -> list[str]:
 def review_study(session: DB, user: Reader, study_id: str, body: ReviewIn) -> dict[str, Any]:
     """Store your read (final labels, agree/disagree, note); the study leaves the open
     worklist. Reviewing again corrects it (the newest review counts). Answers with the
-    review and the next open study."""
+    review and the most urgent open study (`next_study_id`)."""
     study = _study_or_404(session, study_id)
     if study.status in (StudyStatus.RECEIVED, StudyStatus.ANALYSING):
         raise HTTPException(
@@ -456,7 +448,7 @@ def review_study(session: DB, user: Reader, study_id: str, body: ReviewIn) -> di
         )
     except repository.ReviewNotAllowedError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
-    following = repository.next_open_after(session, study_id)
+    following = repository.first_open(session)
     return {
         "study_id": study_id,
         "review": review_view(review, user),
