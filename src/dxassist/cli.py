@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING
 from dxassist import __version__
 from dxassist.cxr.taxonomy import DISPLAY_NAMES, FINDINGS
 from dxassist.errors import DxAssistError, InputError, ModelError, StoreUnavailableError
+from dxassist.interop.commands import add_dicom_options, apply_dicom_options
+from dxassist.interop.commands import describe as describe_dicom
+from dxassist.interop.commands import register as register_dicom
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -501,6 +504,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     if not 0 < args.port < 65536:
         _err(f"--port {args.port} is not a TCP port (1-65535)")
         return EXIT_USAGE
@@ -511,7 +515,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "Stop it or choose another --port"
         )
         return EXIT_USAGE
-    settings = _service_settings()
+    settings = apply_dicom_options(_service_settings(), args)
+    if settings.dicom_port:
+        busy = _port_free(args.dicom_host, settings.dicom_port)
+        if busy:
+            _err(f"{busy}: choose another --dicom-port or stop the program that uses it")
+            return EXIT_USAGE
     sessions = _migrated_sessions(settings)
     try:
         model = CxrModel.load(args.model)
@@ -525,6 +534,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"dxassist {__version__}: data in {settings.data_dir.absolute()}, database "
         f"{_redacted(settings.database_url)}, model {model.info.name} {model.info.version}"
     )
+    print(describe_dicom(settings))
     if not users_exist:
         prog = _own_command()
         print(
@@ -620,7 +630,10 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     sv.add_argument("--model", default=None, help="model name in models/ or .onnx path")
+    add_dicom_options(sv, listen_default=None)
     sv.set_defaults(func=cmd_serve)
+
+    register_dicom(sub)
 
     us = sub.add_parser("user", help="manage user accounts").add_subparsers(
         dest="user_command", required=True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import os
 import re
@@ -17,11 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pydicom
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dxassist.config import Settings
-from dxassist.errors import InputError
+from dxassist.errors import InputError, NotARadiographError
 from dxassist.imaging import load_bytes
 from dxassist.imaging.radiograph import Radiograph
 from dxassist.pipeline import check_readable
@@ -120,8 +122,45 @@ class _Checked:
     fields: dict[str, Any]
 
 
-def _check(data: bytes, filename: str, secret: bytes) -> _Checked:
-    radiograph = validate(data, filename)
+def _header_fields(data: bytes, filename: str, secret: bytes, reason: str) -> dict[str, Any]:
+    """What is stored of a DICOM instance that is kept but not analysed (a CT, an SR): its
+    identifiers from the header, the reason it is skipped. Raises the original reason as
+    an InputError if not even the header can be read."""
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    except Exception:
+        raise NotARadiographError(reason) from None
+    warnings: list[str] = []
+
+    def text(keyword: str) -> str | None:
+        try:
+            value = ds.get(keyword)
+        except Exception:
+            return None
+        return None if value is None else str(value)
+
+    return {
+        "original_filename": _text(filename),
+        "modality": _code(text("Modality"), "Modality", 16, warnings),
+        "view": _code(text("ViewPosition"), "View Position", 16, warnings),
+        "study_instance_uid": _uid(text("StudyInstanceUID"), "Study Instance UID", warnings),
+        "series_instance_uid": _uid(text("SeriesInstanceUID"), "Series Instance UID", warnings),
+        "sop_instance_uid": _uid(text("SOPInstanceUID"), "SOP Instance UID", warnings),
+        "patient_key": patient_key(text("PatientID"), secret),
+        "patient_sex": _code(text("PatientSex"), "Patient Sex", 16, warnings),
+        "warnings": warnings,
+        "skipped_reason": _text(reason),
+    }
+
+
+def _check(data: bytes, filename: str, secret: bytes, *, keep_non_chest: bool = False) -> _Checked:
+    try:
+        radiograph = validate(data, filename)
+    except NotARadiographError as exc:
+        if not keep_non_chest:
+            raise
+        kept = _header_fields(data, filename, secret, str(exc))
+        return _Checked(data, filename, hashlib.sha256(data).hexdigest(), kept)
     meta = radiograph.meta
     rows, columns = radiograph.pixels.shape
     warnings = [_text(w) for w in radiograph.warnings]
@@ -143,7 +182,13 @@ def _check(data: bytes, filename: str, secret: bytes) -> _Checked:
 
 
 def receive_files(
-    settings: Settings, session: Session, files: Sequence[tuple[bytes, str]]
+    settings: Settings,
+    session: Session,
+    files: Sequence[tuple[bytes, str]],
+    *,
+    source: str = "upload",
+    calling_ae: str | None = None,
+    keep_non_chest: bool = False,
 ) -> list[Received]:
     """Receive several files all or nothing: every one is validated before any is stored.
 
@@ -154,25 +199,36 @@ def receive_files(
     The new files and their rows are committed together; if the commit fails the files
     are removed again. Header values that cannot be stored as they are (a UID that is not
     a UID, a view that is not a code string) are dropped with a warning.
+
+    `source` ("upload" or "dicom") and `calling_ae` are recorded on each study. With
+    `keep_non_chest`, a DICOM instance that is not a chest radiograph (another modality, no
+    pixel data, another body part) is stored as a ``skipped`` study with the reason, and
+    never analysed; without it, it is refused like any unreadable file.
     """
     secret = load_or_create_site_secret(settings.data_dir)
     checked: list[_Checked] = []
     problems: list[tuple[str, str]] = []
     for data, filename in files:
         try:
-            checked.append(_check(data, filename, secret))
+            checked.append(_check(data, filename, secret, keep_non_chest=keep_non_chest))
         except InputError as exc:
             problems.append((filename, str(exc)))
     if problems:
         raise ReceiveError(problems)
+    origin = {"source": source, "calling_ae": calling_ae}
     try:
-        return _store(settings, session, checked)
+        return _store(settings, session, checked, origin)
     except IntegrityError:
         # the same bytes were committed by a concurrent upload: now they are found
-        return _store(settings, session, checked)
+        return _store(settings, session, checked, origin)
 
 
-def _store(settings: Settings, session: Session, checked: Sequence[_Checked]) -> list[Received]:
+def _store(
+    settings: Settings,
+    session: Session,
+    checked: Sequence[_Checked],
+    origin: dict[str, Any],
+) -> list[Received]:
     out: list[Received] = []
     written: list[Path] = []
     seen: dict[str, Study] = {}
@@ -193,6 +249,7 @@ def _store(settings: Settings, session: Session, checked: Sequence[_Checked]) ->
                 file_path=relpath.as_posix(),
                 sha256=item.sha256,
                 **item.fields,
+                **origin,
             )
             seen[item.sha256] = study
             out.append(Received(study, duplicate=False))

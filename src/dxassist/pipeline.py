@@ -91,8 +91,29 @@ def input_warnings(radiograph: Radiograph, model: ModelInfo) -> list[str]:
     return out
 
 
+#: BodyPartExamined values (or parts of them) that name the chest; a DICOM image with any
+#: other body part (HAND, SKULL, ABDOMEN...) is not read as a chest film.
+CHEST_BODY_PARTS = ("CHEST", "THORAX", "LUNG", "HEART", "TORSO")
+
+
+def body_part_problem(body_part: str | None) -> str | None:
+    """Why a film with this BodyPartExamined is not a chest film, or None if it may be."""
+    if not body_part:
+        return None
+    part = body_part.strip().upper()
+    if not part or any(word in part for word in CHEST_BODY_PARTS):
+        return None
+    return (
+        f"Body Part Examined is {part}, not the chest; dxassist reads chest radiographs only "
+        "(if this is a chest film, correct BodyPartExamined at the modality)"
+    )
+
+
 def check_readable(radiograph: Radiograph, file: str) -> None:
-    """Refuse images the model cannot read anything from (tiny or blank)."""
+    """Refuse images the model cannot read anything from (not the chest, tiny or blank)."""
+    problem = body_part_problem(radiograph.meta.body_part)
+    if problem:
+        raise NotARadiographError(f"{file}: {problem}")
     pixels = radiograph.pixels
     rows, cols = pixels.shape
     if min(rows, cols) < MIN_READABLE_SIDE_PX:

@@ -133,4 +133,6 @@ def analyse_study(
             warnings=result.warnings,
             model_name=result.model.name,
             model_version=result.model.version,
+            # results of a study that came over DICOM go back to the hospital's PACS
+            deliver_to=[str(d) for d in settings.destinations] if study.source == "dicom" else [],
         )

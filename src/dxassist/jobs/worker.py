@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,8 +35,10 @@ class Worker:
         model: CxrModel,
         sessions: sessionmaker[Session] | None = None,
         poll_interval: float = POLL_INTERVAL_S,
+        on_analysed: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.on_analysed = on_analysed  # e.g. wake the result sender
         self.model = model
         self.sessions = sessions or session_factory_for(settings.database_url)
         self.poll_interval = poll_interval
@@ -58,6 +61,8 @@ class Worker:
         if study is None:
             return False
         analyse_study(study.id, self.settings, self.model, self.sessions)
+        if self.on_analysed is not None:
+            self.on_analysed()
         return True
 
     def drain(self) -> int:

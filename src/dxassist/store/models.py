@@ -1,4 +1,5 @@
-"""The database tables: studies and their reviews, user accounts, web sessions, API tokens."""
+"""The database tables: studies, their reviews and result deliveries, user accounts, web
+sessions, API tokens."""
 
 from __future__ import annotations
 
@@ -7,7 +8,18 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Enum, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -20,6 +32,9 @@ class StudyStatus(StrEnum):
     ANALYSING = "analysing"
     READY = "ready"
     FAILED = "failed"
+    #: kept but never analysed: not a chest radiograph (CT, an SR, a hand film) received
+    #: over DICOM with the ``store`` policy; ``failure_reason`` says why
+    SKIPPED = "skipped"
 
 
 def utcnow() -> datetime:
@@ -95,6 +110,10 @@ class Study(Base):
     # the radiologist's read: set when the first review is stored (the open worklist is
     # every study without one); the reviews themselves are in the ``review`` table
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+
+    # how it arrived: "upload" (web/API) or "dicom" (C-STORE), and the sender's AE title
+    source: Mapped[str] = mapped_column(String(16), default="upload")
+    calling_ae: Mapped[str | None] = mapped_column(String(16))
 
     def __repr__(self) -> str:
         return f"Study(id={self.id!r}, status={self.status!s}, file={self.original_filename!r})"
@@ -174,3 +193,41 @@ class Review(Base):
     #: None when the study had no AI read to agree with (its analysis failed)
     agrees_with_ai: Mapped[bool | None] = mapped_column(Boolean)
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # not sent yet, or the last attempt failed and a retry is due
+    SENT = "sent"
+
+
+DELIVERY_STATUS_TYPE = Enum(
+    DeliveryStatus,
+    name="delivery_status",
+    native_enum=False,
+    create_constraint=True,
+    length=16,
+    values_callable=lambda e: [m.value for m in e],
+    validate_strings=True,
+)
+
+
+class Delivery(Base):
+    """Sending one study's results (DICOM SR + heatmap Secondary Capture) to one destination.
+
+    Created when the study becomes ready; retried with back-off until it is sent (never
+    dropped). ``destination`` is the configured destination as text (``AET@host:port`` or a
+    DICOMweb URL).
+    """
+
+    __tablename__ = "delivery"
+    __table_args__ = (UniqueConstraint("study_id", "destination", name="uq_delivery_dest"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    study_id: Mapped[str] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"), index=True)
+    destination: Mapped[str] = mapped_column(String(300))
+    status: Mapped[DeliveryStatus] = mapped_column(DELIVERY_STATUS_TYPE, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.orm import Session
 
 from dxassist.store.db import is_postgresql
-from dxassist.store.models import Review, Study, StudyStatus, new_id, utcnow
+from dxassist.store.models import (
+    Delivery,
+    DeliveryStatus,
+    Review,
+    Study,
+    StudyStatus,
+    new_id,
+    utcnow,
+)
 
 #: Worklist order of the triage priorities; studies without one (not analysed yet, or
 #: failed analysis, which still need a radiologist's read) come after them.
@@ -45,14 +53,21 @@ def add_received(
     patient_age_years: float | None = None,
     patient_sex: str | None = None,
     warnings: Sequence[str] = (),
+    source: str = "upload",
+    calling_ae: str | None = None,
+    skipped_reason: str | None = None,
 ) -> Study:
-    """Add a study in status ``received`` and flush it; the caller commits."""
+    """Add a study in status ``received`` (or ``skipped``, with `skipped_reason`, for an
+    instance that is kept but must not be analysed) and flush it; the caller commits."""
     now = utcnow()
     study = Study(
         id=study_id or new_id(),
         created_at=now,
         updated_at=now,
-        status=StudyStatus.RECEIVED,
+        status=StudyStatus.SKIPPED if skipped_reason else StudyStatus.RECEIVED,
+        failure_reason=skipped_reason,
+        source=source,
+        calling_ae=calling_ae,
         attempts=0,
         original_filename=original_filename,
         file_path=file_path,
@@ -156,9 +171,26 @@ def mark_ready(
     warnings: Sequence[str],
     model_name: str,
     model_version: str,
+    deliver_to: Sequence[str] = (),
 ) -> Study:
-    """Store the AI read and set the study ``ready``. Commits."""
+    """Store the AI read and set the study ``ready``; in the same commit, add a pending
+    delivery of its results to each destination in `deliver_to` (so a crash between the
+    two can never lose one). Commits."""
     study = _require(session, study_id)
+    now = utcnow()
+    known = {d.destination for d in deliveries_for(session, study_id)}
+    for destination in deliver_to:
+        if destination not in known:
+            session.add(
+                Delivery(
+                    study_id=study_id,
+                    destination=destination,
+                    status=DeliveryStatus.PENDING,
+                    attempts=0,
+                    created_at=now,
+                    next_attempt_at=now,
+                )
+            )
     study.status = StudyStatus.READY
     study.failure_reason = None
     study.probabilities = {k: float(v) for k, v in probabilities.items()}
@@ -241,6 +273,8 @@ def worklist(session: Session, query: WorklistQuery | None = None) -> tuple[int,
     conditions: list[ColumnElement[bool]] = []
     if q.statuses:
         conditions.append(Study.status.in_(q.statuses))
+    else:  # kept-not-analysed instances (a CT, an SR) are listed only when asked for
+        conditions.append(Study.status != StudyStatus.SKIPPED)
     if q.priorities:
         conditions.append(Study.priority.in_(q.priorities))
     if q.received_from is not None:
@@ -360,3 +394,84 @@ def reviewed_studies(session: Session) -> list[tuple[Study, Review]]:
             seen.add(study.id)
             out.append((study, review))
     return out
+
+
+def studies_in_dicom_study(session: Session, study_instance_uid: str) -> list[Study]:
+    """Every received instance of one DICOM study (same StudyInstanceUID), oldest first."""
+    return list(
+        session.scalars(
+            select(Study)
+            .where(Study.study_instance_uid == study_instance_uid)
+            .order_by(Study.series_instance_uid, Study.created_at, Study.id)
+        )
+    )
+
+
+def deliveries_for(session: Session, study_id: str) -> list[Delivery]:
+    """The result deliveries of one study, by destination."""
+    return list(
+        session.scalars(
+            select(Delivery).where(Delivery.study_id == study_id).order_by(Delivery.destination)
+        )
+    )
+
+
+def due_deliveries(session: Session, limit: int = 20) -> list[Delivery]:
+    """Pending deliveries whose next attempt is due, the longest-waiting first."""
+    return list(
+        session.scalars(
+            select(Delivery)
+            .where(
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.next_attempt_at <= utcnow(),
+            )
+            .order_by(Delivery.next_attempt_at, Delivery.id)
+            .limit(limit)
+        )
+    )
+
+
+def next_delivery_due(session: Session) -> datetime | None:
+    """When the earliest pending delivery is due (None: nothing pending)."""
+    value = session.scalar(
+        select(func.min(Delivery.next_attempt_at)).where(Delivery.status == DeliveryStatus.PENDING)
+    )
+    return value if isinstance(value, datetime) else None
+
+
+def mark_delivery_sent(session: Session, delivery_id: str) -> None:
+    """Record a delivery as sent. Commits."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
+        return
+    delivery.status = DeliveryStatus.SENT
+    delivery.attempts += 1
+    delivery.sent_at = utcnow()
+    delivery.last_error = None
+    session.commit()
+
+
+def mark_delivery_failed(
+    session: Session, delivery_id: str, error: str, retry_in: timedelta
+) -> None:
+    """Record a failed attempt; the delivery stays pending and is retried after
+    `retry_in`. Commits."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
+        return
+    delivery.attempts += 1
+    delivery.last_error = error
+    delivery.next_attempt_at = utcnow() + retry_in
+    session.commit()
+
+
+def retry_deliveries_now(session: Session, study_id: str) -> int:
+    """Make every pending delivery of a study due now (after the PACS is fixed). Commits."""
+    result: Any = session.execute(
+        update(Delivery)
+        .where(Delivery.study_id == study_id, Delivery.status == DeliveryStatus.PENDING)
+        .values(next_attempt_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return int(result.rowcount or 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import AsyncGenerator
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -19,6 +20,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from dxassist.cxr.taxonomy import FINDINGS, PNEUMONIA_UNTYPED, REVIEW_LABELS
 from dxassist.errors import DxAssistError
 from dxassist.ingest import ReceiveError, receive_files
+from dxassist.interop.fhir import FhirUnavailableError, study_bundle
 from dxassist.jobs.tasks import ensure_preview, heatmap_layer_relpath, heatmap_relpath
 from dxassist.store import repository
 from dxassist.store.models import Study, StudyStatus, User
@@ -244,7 +246,12 @@ def worklist(
     session: DB,
     user: Reader,
     status_: Annotated[
-        list[str] | None, Query(alias="status", description="received, analysing, ready, failed")
+        list[str] | None,
+        Query(
+            alias="status",
+            description="received, analysing, ready, failed, skipped (kept, not analysed: "
+            "listed only when asked for)",
+        ),
     ] = None,
     priority: Annotated[list[str] | None, Query(description="urgent, priority, routine")] = None,
     received_from: Annotated[str | None, Query(description="YYYY-MM-DD or ISO date-time")] = None,
@@ -297,7 +304,48 @@ def get_study(state: State, session: DB, user: Reader, study_id: str) -> dict[st
     thresholds = None
     if (study.model_name, study.model_version) == (info.name, info.version):
         thresholds = {"priority": info.thresholds.priority, "urgent": info.thresholds.urgent}
-    return detail(study, _review_json(session, study), thresholds)
+    same_study = (
+        repository.studies_in_dicom_study(session, study.study_instance_uid)
+        if study.study_instance_uid
+        else [study]
+    )
+    return detail(
+        study,
+        _review_json(session, study),
+        thresholds,
+        same_study=same_study,
+        deliveries=repository.deliveries_for(session, study.id),
+    )
+
+
+@router.get("/studies/{study_id}/fhir")
+def study_fhir(session: DB, user: Reader, study_id: str) -> Response:
+    """The AI read as a FHIR R4 Bundle (collection): a DiagnosticReport (preliminary until
+    a radiologist reviews it, then final with the radiologist's labels), one Observation
+    per finding with its probability as valueQuantity, the ImagingStudy and the
+    pseudonymous Patient. 409 until the study is ready."""
+    study = _study_or_404(session, study_id)
+    same_study = (
+        repository.studies_in_dicom_study(session, study.study_instance_uid)
+        if study.study_instance_uid
+        else [study]
+    )
+    try:
+        bundle = study_bundle(study, same_study, repository.latest_review(session, study.id))
+    except FhirUnavailableError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    return Response(json.dumps(bundle), media_type="application/fhir+json")
+
+
+@router.post("/studies/{study_id}/deliveries/retry", status_code=status.HTTP_202_ACCEPTED)
+def retry_deliveries(state: State, session: DB, user: Admin, study_id: str) -> dict[str, Any]:
+    """Send a study's pending results now instead of at the next back-off time (after the
+    PACS is back). Admins only."""
+    _study_or_404(session, study_id)
+    n = repository.retry_deliveries_now(session, study_id)
+    if state.sender is not None:
+        state.sender.wake()
+    return {"retried": n}
 
 
 def _png(path: Path) -> FileResponse:

@@ -22,6 +22,8 @@ from dxassist.config import Settings
 from dxassist.cxr.runtime import CxrModel
 from dxassist.errors import DxAssistError
 from dxassist.ingest import sweep_orphans
+from dxassist.interop.delivery import Sender
+from dxassist.interop.receiver import DicomReceiver
 from dxassist.jobs import Worker
 from dxassist.store import upgrade_to_head
 from dxassist.store.db import session_factory_for
@@ -76,17 +78,42 @@ def create_app(
     sessions = session_factory_for(settings.database_url)
     with sessions() as session:
         sweep_orphans(settings, session)
-    worker = Worker(settings, model, sessions)
-    state = AppState(settings=settings, sessions=sessions, model=model, worker=worker)
+    sender = Sender(settings, sessions)
+    worker = Worker(settings, model, sessions, on_analysed=sender.wake)
+    receiver = (
+        DicomReceiver(
+            settings,
+            sessions,
+            port=settings.dicom_port,
+            host=settings.dicom_host,
+            on_stored=worker.wake,
+        )
+        if settings.dicom_port
+        else None
+    )
+    state = AppState(
+        settings=settings,
+        sessions=sessions,
+        model=model,
+        worker=worker,
+        sender=sender,
+        receiver=receiver,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if start_worker:
             worker.start()
+            sender.start()
+        if receiver is not None:
+            receiver.start()
         try:
             yield
         finally:
+            if receiver is not None:
+                receiver.stop()
             if start_worker:
+                sender.stop()
                 worker.stop()
 
     app = FastAPI(

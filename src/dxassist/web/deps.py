@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from dxassist.accounts import resolve_session, resolve_token
 from dxassist.config import Settings
 from dxassist.cxr.runtime import CxrModel
+from dxassist.interop.delivery import Sender
+from dxassist.interop.receiver import DicomReceiver
 from dxassist.jobs import Worker
 from dxassist.store.models import Role, User
 
@@ -26,6 +28,8 @@ class AppState:
     sessions: sessionmaker[Session]
     model: CxrModel
     worker: Worker
+    sender: Sender | None = None
+    receiver: DicomReceiver | None = None
 
 
 def app_state(request: Request) -> AppState:

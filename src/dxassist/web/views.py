@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from dxassist.store.models import Review, Study, StudyStatus, User
+from dxassist.store.models import Delivery, Review, Study, StudyStatus, User
 from dxassist.timefmt import aware, iso
 
 API = "/api/v1"
@@ -22,6 +22,7 @@ def study_urls(study: Study) -> dict[str, str | None]:
         "heatmap_layer": f"{base}/heatmap-layer.png" if ready else None,
         "review": f"{base}/review",
         "retry": f"{base}/retry" if study.status == StudyStatus.FAILED else None,
+        "fhir": f"{base}/fhir" if ready else None,
     }
 
 
@@ -53,6 +54,8 @@ def summary(
         },
         "modality": study.modality,
         "view": study.view,
+        "received_via": study.source,
+        "calling_ae": study.calling_ae,
         "priority": study.priority,
         "abnormal": study.abnormal,
         "top_finding": study.top_finding,
@@ -74,10 +77,26 @@ def review_view(review: Review, reviewer: User | None) -> dict[str, Any]:
     }
 
 
+def delivery_view(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "destination": delivery.destination,
+        "status": str(delivery.status),
+        "attempts": delivery.attempts,
+        "last_error": delivery.last_error,
+        "next_attempt_at": iso(delivery.next_attempt_at)
+        if str(delivery.status) == "pending"
+        else None,
+        "sent_at": iso(delivery.sent_at),
+    }
+
+
 def detail(
     study: Study,
     review: dict[str, Any] | None,
     thresholds: dict[str, float] | None = None,
+    *,
+    same_study: list[Study] | None = None,
+    deliveries: list[Delivery] | None = None,
 ) -> dict[str, Any]:
     """Everything about one study. `thresholds` are the triage thresholds of the model
     that read it (None when that model is not the one loaded now)."""
@@ -110,4 +129,17 @@ def detail(
         "ai": ai,
         "warnings": list(study.warnings or []),
         "review": review,
+        # the other images of the same DICOM study (same StudyInstanceUID)
+        "study_images": [
+            {
+                "id": s.id,
+                "status": str(s.status),
+                "modality": s.modality,
+                "view": s.view,
+                "series_instance_uid": s.series_instance_uid,
+                "page": f"/studies/{s.id}",
+            }
+            for s in (same_study or [])
+        ],
+        "deliveries": [delivery_view(d) for d in (deliveries or [])],
     }
