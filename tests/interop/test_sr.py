@@ -192,3 +192,16 @@ def test_dciodvfy_does_catch_errors(cr_read: CrRead, tmp_path: Path) -> None:
     path.write_bytes(buf.getvalue())
     errors = dciodvfy_errors(path)
     assert any("CompletionFlag" in e for e in errors), errors
+
+
+@needs_dciodvfy
+def test_sr_and_sc_from_a_header_only_source_pass_dciodvfy(cr_read: CrRead, tmp_path: Path) -> None:
+    """Delivery reads the received file without its pixels; that is enough for both."""
+    from dxassist.interop.sc import build_heatmap_sc
+
+    header = pydicom.dcmread(cr_read.path, stop_before_pixels=True)
+    result = AiResult.from_read_json(cr_read.json)
+    sr_path = save(build_sr(header, result), tmp_path / "sr.dcm")
+    sc_path = save(build_heatmap_sc(header, cr_read.overlay, result), tmp_path / "sc.dcm")
+    assert dciodvfy_errors(sr_path) == [] and dciodvfy_errors(sc_path) == []
+    assert read_sr_probabilities(pydicom.dcmread(sr_path)) == result.probabilities

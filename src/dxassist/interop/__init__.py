@@ -1,2 +1,2 @@
-"""DICOM result objects: the Structured Report and heatmap Secondary Capture that dxassist
-sends back to the PACS, and a validator wrapper (dciodvfy)."""
+"""Hospital integration: the DICOM network (receive by C-STORE, send results back by
+C-STORE or STOW-RS), the result objects (DICOM SR, heatmap Secondary Capture) and FHIR."""
