@@ -78,3 +78,12 @@ def test_sc_passes_dciodvfy(cr_read: CrRead, tmp_path: Path) -> None:
     assert dciodvfy_errors(path) == []
     warnings = dciodvfy_warnings(path)
     assert all("Referring Physician" in w for w in warnings), warnings
+
+
+@needs_dciodvfy
+def test_sc_of_a_dx_without_orientation_passes_dciodvfy(cr_read: CrRead, tmp_path: Path) -> None:
+    src = pydicom.dcmread(cr_read.path, stop_before_pixels=True)
+    del src.PatientOrientation
+    src.Modality = "DX"
+    sc = build_heatmap_sc(src, cr_read.overlay, AiResult.from_read_json(cr_read.json))
+    assert dciodvfy_errors(save(sc, tmp_path / "sc.dcm")) == []
