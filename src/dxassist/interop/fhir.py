@@ -22,6 +22,7 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 
 from dxassist.cxr.taxonomy import DISPLAY_NAMES, FINDINGS
+from dxassist.interop.codes import FINDING_CODES
 from dxassist.store.models import Review, Study, StudyStatus
 from dxassist.timefmt import iso
 
@@ -68,8 +69,6 @@ def study_bundle(
     the report is ``final`` and its conclusion is the radiologist's labels, without one it
     is ``preliminary`` (an AI read nobody has confirmed).
     """
-    from dxassist.interop.codes import FINDING_CODES
-
     if study.status != StudyStatus.READY or not study.probabilities:
         raise FhirUnavailableError(
             f"study {study.id} is {study.status}: a FHIR report exists once it is ready"

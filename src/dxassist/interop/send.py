@@ -62,11 +62,18 @@ def send_cstore(
     )
     if not assoc.is_established:
         if assoc.is_rejected:
-            why = "rejected the association (is dxassist's AE title known to it?)"
-        elif assoc.is_aborted:
-            why = "aborted the association"
-        else:
-            why = "could not be reached (connection refused or timed out)"
+            why = "rejected the association (is dxassist's calling AE title allowed there?)"
+        elif assoc.rejected_contexts and not assoc.accepted_contexts:
+            names = sorted({UID(str(cx.abstract_syntax)).name for cx in assoc.rejected_contexts})
+            why = (
+                f"does not accept {' or '.join(names)} objects; allow that SOP class (and an "
+                "uncompressed transfer syntax) on the PACS"
+            )
+        else:  # pynetdicom reports a refused connection as an abort
+            why = (
+                "could not be reached (connection refused, timed out or aborted): is it "
+                "running, and are its host, port and AE title right?"
+            )
         raise DeliveryError(f"{destination} {why}")
     try:
         for ds in datasets:
