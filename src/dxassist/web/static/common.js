@@ -23,6 +23,7 @@ window.dx = (() => {
     analysing: "AI reading",
     ready: "Ready",
     failed: "Failed",
+    skipped: "Not analysed",
   };
 
   class ApiError extends Error {

@@ -351,6 +351,9 @@
       ...fact("Matrix", img.columns && img.rows ? `${img.columns} × ${img.rows}` : ""),
       ...fact("Patient age", img.patient_age_years !== null && img.patient_age_years !== undefined ? `${img.patient_age_years} y` : ""),
       ...fact("AI attempts", s.attempts),
+      ...fact("Received via", s.received_via === "dicom" ? `DICOM from ${s.calling_ae || "?"}` : "upload"),
+      ...studyImages(s),
+      ...deliveries(s),
       ...fact("Study id", s.id, "mono"),
     );
     $("overlay-study").replaceChildren(
@@ -360,6 +363,53 @@
     renderAi();
     renderWarnings();
     renderReview();
+  }
+
+  function studyImages(s) {
+    const others = (s.study_images || []).filter((i) => i.id !== s.id);
+    if (!others.length) return [];
+    return [
+      el("dt", { text: "Same study" }),
+      el(
+        "dd",
+        {},
+        ...others.map((i, n) =>
+          el("a", { href: i.page, class: "study-image", text: `${n ? ", " : ""}${[i.modality, i.view].filter(Boolean).join(" ") || "image"} (${dx.STATUS_NAMES[i.status] || i.status})` }),
+        ),
+      ),
+    ];
+  }
+
+  function deliveries(s) {
+    const list = s.deliveries || [];
+    const out = [];
+    if (list.length) {
+      out.push(
+        el("dt", { text: "Results sent to" }),
+        el(
+          "dd",
+          {},
+          el(
+            "ul",
+            { class: "deliveries" },
+            ...list.map((d) =>
+              el("li", {
+                class: `delivery-${d.status}`,
+                title: d.last_error || "",
+                text:
+                  d.status === "sent"
+                    ? `${d.destination}: sent ${dx.formatDateTime(d.sent_at)}`
+                    : `${d.destination}: not sent yet (${d.attempts} attempt${d.attempts === 1 ? "" : "s"}${d.last_error ? `; last: ${d.last_error}` : ""}); next try ${dx.formatDateTime(d.next_attempt_at)}`,
+              }),
+            ),
+          ),
+        ),
+      );
+    }
+    if (s.urls && s.urls.fhir) {
+      out.push(el("dt", { text: "FHIR" }), el("dd", {}, el("a", { href: s.urls.fhir, text: "DiagnosticReport bundle (JSON)" })));
+    }
+    return out;
   }
 
   function renderAi() {
@@ -375,6 +425,13 @@
         s.status === "received"
           ? "Not read yet: the study is queued for the AI. This page updates by itself."
           : "The AI is reading this study now. This page updates by itself.",
+      );
+    } else if (s.status === "skipped") {
+      status.append(
+        el("strong", { text: "Not analysed: " }),
+        el("span", { class: "failure-reason", text: s.failure_reason || "not a chest radiograph." }),
+        el("br"),
+        el("span", { text: "dxassist keeps what the hospital sends, but reads chest radiographs only." }),
       );
     } else if (s.status === "failed") {
       status.classList.add("failed");

@@ -60,6 +60,14 @@
   /* ---- rendering ---- */
 
   function findingCell(item) {
+    if (item.status === "skipped") {
+      return el(
+        "td",
+        { class: "col-finding", colspan: "2" },
+        el("span", { class: "failure-label", text: "Not analysed: " }),
+        el("span", { class: "failure-reason", text: item.failure_reason || "not a chest radiograph" }),
+      );
+    }
     if (item.status === "failed") {
       return el(
         "td",
