@@ -29,7 +29,8 @@ from dxassist.store.models import Study, StudyStatus
 from tests.interop.dicomize import film_as_cr, manifest_test_films
 
 needs_dcmtk = pytest.mark.skipif(
-    shutil.which("storescu") is None and not os.environ.get("CI"), reason="dcmtk not installed (apt-get install dcmtk)"
+    shutil.which("storescu") is None and not os.environ.get("CI"),
+    reason="dcmtk not installed (apt-get install dcmtk)",
 )
 
 
