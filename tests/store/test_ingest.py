@@ -111,3 +111,17 @@ def test_patient_key_is_a_keyed_hash(settings: Settings, session: Session, rg1_u
     assert study.patient_key != hashlib.sha256(patient_id.encode()).hexdigest()
     secret = (settings.data_dir / "site-secret").read_bytes().strip()
     assert study.patient_key == patient_key(patient_id, secret)
+
+
+def test_the_site_secret_is_the_same_for_racing_first_callers(tmp_path: Path) -> None:
+    """Concurrent first uploads once read a half-written secret file (seen in CI)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dxassist.privacy import load_or_create_site_secret
+
+    for attempt in range(20):
+        folder = tmp_path / f"d{attempt}"
+        with ThreadPoolExecutor(8) as pool:
+            values = list(pool.map(lambda _: load_or_create_site_secret(folder), range(8)))
+        assert len(set(values)) == 1 and len(values[0]) == 64
+        assert [p.name for p in folder.iterdir()] == ["site-secret"]  # no temp file left

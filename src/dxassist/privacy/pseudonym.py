@@ -18,28 +18,33 @@ SECRET_FILE = "site-secret"
 
 
 def load_or_create_site_secret(data_dir: Path) -> bytes:
-    """The site's secret from ``<data_dir>/site-secret``; created (mode 0600) if missing."""
+    """The site's secret from ``<data_dir>/site-secret``; created (mode 0600) if missing.
+
+    Safe when several threads or processes ask at once: the secret is written in full to a
+    temporary file first and then linked into place (``link`` fails if the name exists), so
+    no one ever reads a half-written secret, and everyone ends with the same one.
+    """
     path = data_dir / SECRET_FILE
     with contextlib.suppress(FileNotFoundError):
         value = path.read_bytes().strip()
         if len(value) >= 32:
             return value
+        raise RuntimeError(
+            f"{path} holds a secret shorter than 32 bytes; remove it so a new one is made"
+        )
     data_dir.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_hex(32).encode("ascii")
+    tmp = path.with_name(f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(8)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first (or it is too short): use it
-        existing = path.read_bytes().strip()
-        if len(existing) < 32:
-            raise RuntimeError(
-                f"{path} holds a secret shorter than 32 bytes; remove it so a new one is made"
-            ) from None
-        return existing
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(value + b"\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    return value
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_hex(32).encode("ascii") + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):  # another one was linked first: use it
+            os.link(tmp, path)
+    finally:
+        tmp.unlink()
+    return path.read_bytes().strip()
 
 
 def patient_key(patient_id: str | None, secret: bytes) -> str | None:

@@ -25,6 +25,7 @@ from dxassist.ingest import sweep_orphans
 from dxassist.interop.delivery import Sender
 from dxassist.interop.receiver import DicomReceiver
 from dxassist.jobs import Worker
+from dxassist.privacy import load_or_create_site_secret
 from dxassist.store import upgrade_to_head
 from dxassist.store.db import session_factory_for
 from dxassist.web import api, pages
@@ -78,6 +79,7 @@ def create_app(
     sessions = session_factory_for(settings.database_url)
     with sessions() as session:
         sweep_orphans(settings, session)
+    load_or_create_site_secret(settings.data_dir)  # now, not in racing first uploads
     sender = Sender(settings, sessions)
     worker = Worker(settings, model, sessions, on_analysed=sender.wake)
     receiver = (
