@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from dxassist import __version__
 from dxassist.cxr.taxonomy import DISPLAY_NAMES, FINDINGS
 from dxassist.errors import DxAssistError, InputError, ModelError, StoreUnavailableError
+from dxassist.prognosis import cli as prognosis_cli
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -657,6 +658,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr_ = tk.add_parser("revoke", help="revoke an API token by its id (first 8+ characters)")
     tr_.add_argument("token_id")
     tr_.set_defaults(func=cmd_token_revoke)
+    prognosis_cli.register(sub)
     return parser
 
 
