@@ -192,7 +192,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from dxassist.prognosis.evaluate import evaluate, format_table, write_report
+    from dxassist.prognosis.evaluate import evaluate, format_bands, format_table, write_report
     from dxassist.prognosis.features import default_data_dir
     from dxassist.prognosis.runtime import PrognosisModel
 
@@ -217,6 +217,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return EXIT_INPUT
     write_report(report, Path(args.out))
     print(format_table(report))
+    print()
+    print(format_bands(report))
     goal = report["goal"]
     print(
         f"\ngoal (AUC >= {goal['auc_at_least']}, calibration error <= "

@@ -183,12 +183,29 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_bands(report: dict[str, Any]) -> str:
+    """Patients and deaths per risk band on the 110 (a markdown table)."""
+    lim = report["band_limits"]
+    ranges = {
+        "low": f"risk < {lim['intermediate']:g}",
+        "intermediate": f"{lim['intermediate']:g} ≤ risk < {lim['high']:g}",
+        "high": f"risk ≥ {lim['high']:g}",
+    }
+    lines = ["| band | risk | patients | deaths | death rate |", "|---|---|---|---|---|"]
+    for name, b in report["bands"].items():
+        rate = f"{b['deaths'] / b['patients']:.2f}" if b["patients"] else "–"
+        lines.append(f"| {name} | {ranges[name]} | {b['patients']} | {b['deaths']} | {rate} |")
+    return "\n".join(lines)
+
+
 def write_report(report: dict[str, Any], out: Path) -> None:
     """report.json, table.md and calibration.png in `out`."""
     out.mkdir(parents=True, exist_ok=True)
     public = {k: v for k, v in report.items() if not k.startswith("_")}
     (out / "report.json").write_text(json.dumps(public, indent=1) + "\n", encoding="utf-8")
-    (out / "table.md").write_text(format_table(report) + "\n", encoding="utf-8")
+    (out / "table.md").write_text(
+        format_table(report) + "\n\n" + format_bands(report) + "\n", encoding="utf-8"
+    )
     plot(report, out / "calibration.png")
 
 
