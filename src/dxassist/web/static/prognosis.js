@@ -31,7 +31,10 @@
 
   function fill(listId, items, empty) {
     const list = document.getElementById(listId);
-    list.replaceChildren(...(items.length ? items : [empty]).map((t) => dx.el("li", { text: t })));
+    const nodes = items.length
+      ? items.map((t) => dx.el("li", { text: t }))
+      : [dx.el("li", { class: "none", text: empty })];
+    list.replaceChildren(...nodes);
   }
 
   function show(answer) {
@@ -40,6 +43,8 @@
     band.textContent = answer.band;
     band.className = `badge band-${answer.band}`;
     band.dataset.band = answer.band;
+    document.getElementById("prognosis-id").textContent =
+      answer.id === null ? "" : `Patient ${answer.id}`;
     fill("prognosis-reasons", answer.reasons, "none");
     fill("prognosis-warnings", answer.warnings, "none");
     result.hidden = false;
