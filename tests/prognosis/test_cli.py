@@ -119,6 +119,13 @@ def test_csv_and_lab_together_is_a_usage_error(
     assert "not both" in capsys.readouterr().err
 
 
+def test_id_with_csv_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sheet = tmp_path / "labs.csv"
+    sheet.write_text("LDH\n300\n")
+    assert main(["prognosis", "predict", "--csv", str(sheet), "--id", "x"]) == 2
+    assert "'id' column" in capsys.readouterr().err
+
+
 def test_missing_model_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["prognosis", "predict", *LABS, "--model", str(tmp_path / "x.json")])
     assert code == 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -34,6 +35,13 @@ def test_evaluate_reproduces_the_card_tables(
     assert ("not met" not in card.lower()) == met
     assert ("NOT met" in printed) != met
     assert (out / "calibration.png").read_bytes().startswith(b"\x89PNG")
+    with (out / "predictions.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 110
+    for band, counts in report["bands"].items():
+        mine = [r for r in rows if r["band"] == band]
+        assert len(mine) == counts["patients"]
+        assert sum(int(r["died"]) for r in mine) == counts["deaths"]
 
 
 def test_card_cv_table_is_the_models_record() -> None:

@@ -121,6 +121,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             _err(str(exc))
             return EXIT_USAGE
         patients = [("--lab", args.id, labs)]
+    elif args.id is not None:
+        _err("--id goes with --lab; in a CSV, give each patient's id in an 'id' column")
+        return EXIT_USAGE
     else:
         try:
             rows = _read_csv(Path(args.csv))

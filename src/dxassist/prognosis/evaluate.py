@@ -7,6 +7,7 @@ the same resampled patients). The plot needs matplotlib (the ``train`` extra).
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import numpy.typing as npt
 
 from dxassist.cxr.metrics import roc_auc, roc_curve
 from dxassist.prognosis.features import LAB_KEYS, TEST_FILE, TRAIN_FILE, load_cohort
-from dxassist.prognosis.runtime import PrognosisModel
+from dxassist.prognosis.runtime import Bands, PrognosisModel
 from dxassist.prognosis.yan import yan_rule
 
 N_BOOT = 2000
@@ -140,6 +141,7 @@ def evaluate(
             **at_threshold(ty, tyan == 1),
             "auc": roc_auc(ty, tyan),
         },
+        "_ids": [p.patient_id for p in patients],
         "_y": y.tolist(),
         "_risk": risk.tolist(),
         "_yan": yan.tolist(),
@@ -199,13 +201,22 @@ def format_bands(report: dict[str, Any]) -> str:
 
 
 def write_report(report: dict[str, Any], out: Path) -> None:
-    """report.json, table.md and calibration.png in `out`."""
+    """report.json, table.md, predictions.csv (per patient) and calibration.png in `out`."""
     out.mkdir(parents=True, exist_ok=True)
     public = {k: v for k, v in report.items() if not k.startswith("_")}
     (out / "report.json").write_text(json.dumps(public, indent=1) + "\n", encoding="utf-8")
     (out / "table.md").write_text(
         format_table(report) + "\n\n" + format_bands(report) + "\n", encoding="utf-8"
     )
+    with (out / "predictions.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["patient_id", "died", "risk", "band", "yan_rule_death"])
+        lim = report["band_limits"]
+        bands = Bands(lim["intermediate"], lim["high"], report["threshold"])
+        for pid, died, risk, yan in zip(
+            report["_ids"], report["_y"], report["_risk"], report["_yan"], strict=True
+        ):
+            writer.writerow([pid, died, f"{risk:.6f}", bands.band(risk), yan])
     plot(report, out / "calibration.png")
 
 

@@ -103,7 +103,7 @@ def canonical_key(name: str) -> str:
     key = ALIASES.get(name.strip().lower())
     if key is None:
         raise InvalidLabError(
-            f"unknown lab {name.strip()!r}; the model uses {', '.join(LAB_KEYS)} "
+            f"unknown lab {name.strip()[:40]!r}; the model uses {', '.join(LAB_KEYS)} "
             f"({', '.join(f'{s.key} in {s.unit}' for s in LABS)})"
         )
     return key
