@@ -241,7 +241,7 @@ def register(sub: Any) -> None:
         "prognosis",
         help="COVID-19 outcome risk from admission labs (LDH, hs-CRP, lymphocyte %%)",
         description="Risk of in-hospital death of a COVID-19 patient from the first labs "
-        f"after admission. Labs: {labs_help}. " + DISCLAIMER.replace("%", "%%"),
+        f"after admission. Labs: {labs_help}. " + DISCLAIMER,
     ).add_subparsers(dest="prognosis_command", required=True)
 
     pr = pg.add_parser(
@@ -249,7 +249,7 @@ def register(sub: Any) -> None:
         help="risk, band, reasons and warnings for one patient (--lab) or a CSV",
         description=f"Labs: {labs_help}. A CSV has one patient per row, a header with "
         "these names (any subset) and an optional 'id' column echoed back; an empty cell "
-        "is a missing lab.".replace("%", "%%"),
+        "is a missing lab.",
     )
     pr.add_argument(
         "--lab",
