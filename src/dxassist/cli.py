@@ -23,6 +23,7 @@ from dxassist.errors import DxAssistError, InputError, ModelError, StoreUnavaila
 from dxassist.interop.commands import add_dicom_options, apply_dicom_options
 from dxassist.interop.commands import describe as describe_dicom
 from dxassist.interop.commands import register as register_dicom
+from dxassist.prognosis import cli as prognosis_cli
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -670,6 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr_ = tk.add_parser("revoke", help="revoke an API token by its id (first 8+ characters)")
     tr_.add_argument("token_id")
     tr_.set_defaults(func=cmd_token_revoke)
+    prognosis_cli.register(sub)
     return parser
 
 

@@ -122,6 +122,6 @@ def test_the_site_secret_is_the_same_for_racing_first_callers(tmp_path: Path) ->
     for attempt in range(20):
         folder = tmp_path / f"d{attempt}"
         with ThreadPoolExecutor(8) as pool:
-            values = list(pool.map(lambda _: load_or_create_site_secret(folder), range(8)))
+            values = list(pool.map(load_or_create_site_secret, [folder] * 8))
         assert len(set(values)) == 1 and len(values[0]) == 64
         assert [p.name for p in folder.iterdir()] == ["site-secret"]  # no temp file left
