@@ -359,3 +359,20 @@ def test_many_files_in_one_command(
     assert [o["file"] for o in objs] == files
     heatmaps = [o["heatmap"] for o in objs if "error" not in o]
     assert len(heatmaps) == 40 and len(set(heatmaps)) == 40
+
+
+def test_a_film_of_another_body_part_is_not_read_as_a_chest(
+    tmp_path: Path, rg1_uncr: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hand = pydicom.dcmread(rg1_uncr)
+    hand.BodyPartExamined = "HAND"
+    path = tmp_path / "hand.dcm"
+    hand.save_as(path)
+    assert main(["read", "--no-heatmap", str(path)]) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert "Body Part Examined is HAND, not the chest" in err and "Traceback" not in err
+    # a chest by any of its usual names is read
+    for part in ("CHEST", "THORAX", "Chest"):
+        hand.BodyPartExamined = part
+        hand.save_as(path)
+        assert main(["read", "--no-heatmap", str(path)]) == EXIT_OK
