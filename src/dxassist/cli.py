@@ -475,14 +475,14 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _port_free(host: str, port: int) -> str | None:
-    """None if we can listen on host:port, else the reason."""
+def _port_free(host: str, port: int, option: str = "--host") -> str | None:
+    """None if we can listen on host:port, else the reason (`option` names the host's)."""
     import socket
 
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        return f"cannot resolve --host {host!r} ({exc.strerror})"
+        return f"cannot resolve {option} {host!r} ({exc.strerror})"
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -518,9 +518,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     settings = apply_dicom_options(_service_settings(), args)
     if settings.dicom_port:
-        busy = _port_free(args.dicom_host, settings.dicom_port)
+        busy = _port_free(args.dicom_host, settings.dicom_port, "--dicom-host")
         if busy:
-            _err(f"{busy}: choose another --dicom-port or stop the program that uses it")
+            _err(f"{busy}: check --dicom-host and --dicom-port (is the port in use?)")
             return EXIT_USAGE
     sessions = _migrated_sessions(settings)
     try:

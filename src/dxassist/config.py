@@ -97,10 +97,15 @@ def parse_destination(text: str) -> Destination:
         return StowDestination(value.rstrip("/"))
     aet, at, address = value.partition("@")
     host, colon, port_text = address.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):  # [::1]:104, an IPv6 address
+        host = host[1:-1]
+    elif ":" in host:
+        host = ""  # h:1:2, or an IPv6 address without brackets
     if not at or not colon or not host:
         raise SettingsError(
             f"destination {text!r} is neither AET@host:port (DICOM C-STORE, e.g. "
-            "PACS@10.0.0.5:104) nor an http(s):// DICOMweb URL (STOW-RS)"
+            "PACS@10.0.0.5:104 or PACS@[fd00::5]:104) nor an http(s):// DICOMweb URL "
+            "(STOW-RS)"
         )
     try:
         port = int(port_text)

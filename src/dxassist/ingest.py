@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ import pydicom
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dxassist import timefmt
 from dxassist.config import Settings
 from dxassist.errors import InputError, NotARadiographError
 from dxassist.imaging import load_bytes
@@ -29,7 +31,7 @@ from dxassist.imaging.radiograph import Radiograph
 from dxassist.pipeline import check_readable
 from dxassist.privacy import load_or_create_site_secret, patient_key
 from dxassist.store import repository
-from dxassist.store.models import Study, new_id
+from dxassist.store.models import Study, new_id, utcnow
 
 FILES_DIR = "files"
 log = logging.getLogger(__name__)
@@ -73,8 +75,41 @@ class Received:
     duplicate: bool
 
 
-def validate(data: bytes, filename: str) -> Radiograph:
+DEFLATED = "1.2.840.10008.1.2.1.99"
+
+
+def check_inflated_size(data: bytes, filename: str, limit: int) -> None:
+    """Refuse a DICOM file in Deflated Explicit VR Little Endian whose dataset inflates to
+    more than `limit` bytes (a few MB can inflate to gigabytes), before anything parses it."""
+    if len(data) < 144 or data[128:132] != b"DICM" or DEFLATED.encode() not in data[132:1024]:
+        return
+    if data[132:136] != b"\x02\x00\x00\x00":  # (0002,0000) group length must come first
+        return
+    meta_length = int.from_bytes(data[140:144], "little")
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total, offset, step = 0, 144 + meta_length, 1 << 20
+    try:
+        while offset < len(data) or inflater.unconsumed_tail:
+            chunk = inflater.unconsumed_tail or data[offset : offset + step]
+            if not inflater.unconsumed_tail:
+                offset += step
+            total += len(inflater.decompress(chunk, step))
+            if total > limit:
+                raise InputError(
+                    f"{filename}: the deflated dataset inflates to more than "
+                    f"{limit / 1024 / 1024:g} MB; refused (send it uncompressed or ask the "
+                    "administrator to raise DXASSIST_MAX_UPLOAD_MB)"
+                )
+            if inflater.eof:
+                return
+    except zlib.error:
+        return  # the reader reports the corrupt stream in its own words
+
+
+def validate(data: bytes, filename: str, max_bytes: int | None = None) -> Radiograph:
     """Load and check `data` as the reading engine would; raises its InputError if unusable."""
+    if max_bytes is not None:
+        check_inflated_size(data, filename, max_bytes)
     radiograph = load_bytes(data, filename)
     check_readable(radiograph, filename)
     return radiograph
@@ -153,13 +188,20 @@ def _header_fields(data: bytes, filename: str, secret: bytes, reason: str) -> di
     }
 
 
-def _check(data: bytes, filename: str, secret: bytes, *, keep_non_chest: bool = False) -> _Checked:
+def _check(
+    data: bytes,
+    filename: str,
+    secret: bytes,
+    *,
+    keep_non_chest: bool = False,
+    max_bytes: int | None = None,
+) -> _Checked:
     try:
-        radiograph = validate(data, filename)
+        radiograph = validate(data, filename, max_bytes)
     except NotARadiographError as exc:
         if not keep_non_chest:
             raise
-        kept = _header_fields(data, filename, secret, str(exc))
+        kept = _header_fields(data, filename, secret, str(exc).removeprefix(f"{filename}: "))
         return _Checked(data, filename, hashlib.sha256(data).hexdigest(), kept)
     meta = radiograph.meta
     rows, columns = radiograph.pixels.shape
@@ -210,9 +252,35 @@ def receive_files(
     problems: list[tuple[str, str]] = []
     for data, filename in files:
         try:
-            checked.append(_check(data, filename, secret, keep_non_chest=keep_non_chest))
+            item = _check(
+                data,
+                filename,
+                secret,
+                keep_non_chest=keep_non_chest,
+                max_bytes=settings.max_upload_bytes,
+            )
         except InputError as exc:
             problems.append((filename, str(exc)))
+            continue
+        missing = [
+            name
+            for key, name in (
+                ("study_instance_uid", "Study Instance UID"),
+                ("sop_instance_uid", "SOP Instance UID"),
+            )
+            if not item.fields.get(key)
+        ]
+        if source == "dicom" and missing:
+            # Type 1 over the network: without them no result can go back to the PACS
+            problems.append(
+                (
+                    filename,
+                    f"{filename}: {' and '.join(missing)} missing or not a valid UID; "
+                    "fix the modality's export",
+                )
+            )
+            continue
+        checked.append(item)
     if problems:
         raise ReceiveError(problems)
     origin = {"source": source, "calling_ae": calling_ae}
@@ -235,6 +303,8 @@ def _store(
     try:
         for item in checked:
             earlier = seen.get(item.sha256) or repository.find_by_sha256(session, item.sha256)
+            if earlier is None and origin.get("source") == "dicom":
+                earlier = _same_instance(session, item)
             if earlier is not None:
                 out.append(Received(earlier, duplicate=True))
                 continue
@@ -261,6 +331,35 @@ def _store(
         session.rollback()
         raise
     return out
+
+
+def _same_instance(session: Session, item: _Checked) -> Study | None:
+    """The study already holding this SOP Instance UID, if any. The PACS may resend an
+    instance in another transfer syntax (other bytes, same image: not a new study), or
+    resend it with corrected patient details: then the earlier study takes them, with a
+    warning saying so (the film, and so the AI read, is the same)."""
+    uid = item.fields.get("sop_instance_uid")
+    if not uid:
+        return None
+    earlier = repository.find_by_sop_instance_uid(session, uid)
+    if earlier is None:
+        return None
+    changed = [
+        key
+        for key in ("patient_key", "patient_sex", "patient_age_years")
+        if key in item.fields and item.fields[key] != getattr(earlier, key)
+    ]
+    if changed:
+        for key in changed:
+            setattr(earlier, key, item.fields[key])
+        note = (
+            f"patient details ({', '.join(k.removeprefix('patient_') for k in changed)}) were "
+            f"changed by a resend of the same instance at {timefmt.iso(utcnow())}; check the "
+            "PACS if that was not a correction"
+        )
+        earlier.warnings = [*(earlier.warnings or []), note]
+        log.warning("study %s: %s", earlier.id, note)
+    return earlier
 
 
 def sweep_orphans(settings: Settings, session: Session, min_age_s: float = 600.0) -> int:

@@ -91,6 +91,10 @@ def input_warnings(radiograph: Radiograph, model: ModelInfo) -> list[str]:
     return out
 
 
+#: Manufacturer written into the SR and heatmap SC dxassist sends back: an instance with it is
+#: dxassist's own output coming back from the PACS, never a film to read.
+RESULT_MANUFACTURER = "dxassist"
+
 #: BodyPartExamined values (or parts of them) that name the chest; a DICOM image with any
 #: other body part (HAND, SKULL, ABDOMEN...) is not read as a chest film.
 CHEST_BODY_PARTS = ("CHEST", "THORAX", "LUNG", "HEART", "TORSO")
@@ -111,6 +115,11 @@ def body_part_problem(body_part: str | None) -> str | None:
 
 def check_readable(radiograph: Radiograph, file: str) -> None:
     """Refuse images the model cannot read anything from (not the chest, tiny or blank)."""
+    if (radiograph.meta.manufacturer or "").strip().lower() == RESULT_MANUFACTURER:
+        raise NotARadiographError(
+            f"{file}: this is a dxassist result object (the heatmap or report dxassist sends "
+            "to the PACS), not a radiograph; it is never read again"
+        )
     problem = body_part_problem(radiograph.meta.body_part)
     if problem:
         raise NotARadiographError(f"{file}: {problem}")

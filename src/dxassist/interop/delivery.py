@@ -8,9 +8,13 @@ analysis and the send; the :class:`Sender` thread works through the due ones.
 
 from __future__ import annotations
 
+import copy
 import io
 import logging
 import threading
+import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dxassist.config import Settings, SettingsError, parse_destination
 from dxassist.errors import DxAssistError
 from dxassist.ingest import write_durably
-from dxassist.interop.send import DeliveryError, send
+from dxassist.interop.send import send
 from dxassist.store import repository
 from dxassist.store.models import Study, StudyStatus
 
@@ -47,9 +51,32 @@ def _encode(ds: Dataset) -> bytes:
     return buffer.getvalue()
 
 
+class BuildError(DxAssistError):
+    """The result objects of a study cannot be made; retrying will not help (the delivery
+    is marked failed, visibly, instead of being retried for ever)."""
+
+
+def _utf8_source(source: Dataset) -> Dataset:
+    """A copy of the source header with every text decoded and re-declared as UTF-8, so the
+    result objects can be written whatever character set the modality used (ISO 2022 IR 58
+    Chinese, a misspelt or unknown one: pydicom decodes with a warning)."""
+    out = copy.deepcopy(source)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            out.decode()
+        except Exception as exc:
+            raise BuildError(f"the source's text cannot be decoded ({exc})") from None
+    out.SpecificCharacterSet = "ISO_IR 192"
+    return out
+
+
 def result_objects(settings: Settings, study: Study) -> list[Dataset]:
     """The study's SR and heatmap SC, built on first use and then kept, so every retry and
-    every destination gets the same objects (same UIDs: a resend replaces, not adds)."""
+    every destination gets the same objects (same UIDs: a resend replaces, not adds).
+
+    Raises :class:`BuildError` when they cannot be built (no AI read, unreadable file,
+    header the builders refuse)."""
     from dxassist.interop.result import AiResult
     from dxassist.interop.sc import build_heatmap_sc
     from dxassist.interop.sr import build_sr
@@ -62,28 +89,34 @@ def result_objects(settings: Settings, study: Study) -> list[Dataset]:
             kept.append(pydicom.dcmread(sc_path))
         return kept
     if study.status != StudyStatus.READY or study.probabilities is None:
-        raise DeliveryError(f"study {study.id} has no AI read to send ({study.status})")
+        raise BuildError(f"study {study.id} has no AI read to send ({study.status})")
     try:
-        source = pydicom.dcmread(settings.data_dir / study.file_path, stop_before_pixels=True)
+        received = pydicom.dcmread(settings.data_dir / study.file_path, stop_before_pixels=True)
     except Exception as exc:
-        raise DeliveryError(
-            f"the received file of study {study.id} cannot be read: {exc}"
+        raise BuildError(f"the received file cannot be read: {exc}") from None
+    try:
+        source = _utf8_source(received)
+        result = AiResult(
+            probabilities=dict(study.probabilities),
+            top_finding=study.top_finding or "",
+            priority=study.priority or "",
+            heatmap_finding=study.heatmap_finding,
+            model_name=study.model_name or "",
+            model_version=study.model_version or "",
+            warnings=[str(w) for w in (study.warnings or [])],
+        )
+        sr = build_sr(source, result)
+        objects = [sr]
+        if study.heatmap_path:
+            with Image.open(settings.data_dir / study.heatmap_path) as img:
+                overlay = np.asarray(img.convert("RGB"))
+            objects.append(build_heatmap_sc(source, overlay, result))
+    except BuildError:
+        raise
+    except (DxAssistError, ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise BuildError(
+            f"the SR/heatmap cannot be built from this image's header ({type(exc).__name__}: {exc})"
         ) from None
-    result = AiResult(
-        probabilities=dict(study.probabilities),
-        top_finding=study.top_finding or "",
-        priority=study.priority or "",
-        heatmap_finding=study.heatmap_finding,
-        model_name=study.model_name or "",
-        model_version=study.model_version or "",
-        warnings=[str(w) for w in (study.warnings or [])],
-    )
-    sr = build_sr(source, result)
-    objects = [sr]
-    if study.heatmap_path:
-        with Image.open(settings.data_dir / study.heatmap_path) as img:
-            overlay = np.asarray(img.convert("RGB"))
-        objects.append(build_heatmap_sc(source, overlay, result))
     if len(objects) > 1:
         write_durably(sc_path, _encode(objects[1]))
     write_durably(sr_path, _encode(sr))
@@ -95,8 +128,20 @@ def backoff(attempts: int, base_s: float = BASE_DELAY_S, max_s: float = MAX_DELA
     return float(min(max_s, base_s * 2 ** max(0, attempts - 1)))
 
 
+@dataclass(frozen=True)
+class _Due:
+    id: str
+    study_id: str
+    destination: str
+    attempts: int
+
+
 class Sender:
-    """A background thread that sends due deliveries; failures are retried with back-off."""
+    """Sends due deliveries in the background, one thread per destination at a time, so a
+    PACS that hangs delays only its own deliveries. A failed attempt is retried with
+    back-off; the destination's other due deliveries then wait for the same retry instead
+    of each waiting for the same timeout. Results that cannot be built are marked failed.
+    """
 
     def __init__(
         self,
@@ -106,68 +151,116 @@ class Sender:
         base_delay_s: float = BASE_DELAY_S,
         max_delay_s: float = MAX_DELAY_S,
         poll_interval: float = 2.0,
+        max_parallel: int = 8,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
         self.poll_interval = poll_interval
+        self._pool = ThreadPoolExecutor(max_parallel, thread_name_prefix="dxassist-send")
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+        self._build_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def run_once(self) -> int:
-        """Attempt every due delivery once; returns how many were attempted."""
+    def run_once(self, wait: bool = False) -> int:
+        """Start sending the due deliveries of every destination not busy already; returns
+        how many were handed out. With `wait`, return when they are done."""
         with self.sessions() as session:
             due = [
-                (d.id, d.study_id, d.destination, d.attempts)
-                for d in repository.due_deliveries(session)
+                _Due(d.id, d.study_id, d.destination, d.attempts)
+                for d in repository.due_deliveries(session, limit=500)
             ]
-        for delivery_id, study_id, destination_text, attempts in due:
-            if self._stop.is_set():
-                break
-            self._attempt(delivery_id, study_id, destination_text, attempts)
-        return len(due)
-
-    def _attempt(
-        self, delivery_id: str, study_id: str, destination_text: str, attempts: int
-    ) -> None:
-        with self.sessions() as session:
+        by_destination: dict[str, list[_Due]] = {}
+        for item in due:
+            by_destination.setdefault(item.destination, []).append(item)
+        futures: list[Future[None]] = []
+        handed = 0
+        for destination, items in by_destination.items():
+            with self._lock:
+                if destination in self._busy:
+                    continue
+                self._busy.add(destination)
             try:
-                study = repository.get(session, study_id)
-                if study is None:
+                futures.append(self._pool.submit(self._round, destination, items))
+            except RuntimeError:  # the pool is shut down: we are stopping
+                with self._lock:
+                    self._busy.discard(destination)
+                break
+            handed += len(items)
+        if wait:
+            for future in futures:
+                future.result()
+        return handed
+
+    def _round(self, destination_text: str, items: list[_Due]) -> None:
+        try:
+            for n, item in enumerate(items):
+                if self._stop.is_set():
                     return
-                destination = parse_destination(destination_text)
-                objects = result_objects(self.settings, study)
-                send(objects, destination, self.settings.ae_title)
-            except (DxAssistError, SettingsError, OSError) as exc:
-                wait = backoff(attempts + 1, self.base_delay_s, self.max_delay_s)
+                if not self._attempt(item):
+                    # the destination failed: its other due deliveries wait for the retry
+                    wait = backoff(item.attempts + 1, self.base_delay_s, self.max_delay_s)
+                    with self.sessions() as session:
+                        for later in items[n + 1 :]:
+                            repository.postpone_delivery(
+                                session,
+                                later.id,
+                                f"not tried: {destination_text} failed a moment ago",
+                                timedelta(seconds=wait),
+                            )
+                    return
+        finally:
+            with self._lock:
+                self._busy.discard(destination_text)
+
+    def _attempt(self, item: _Due) -> bool:
+        """One attempt; True if sent or failed for good (no point in trying the next one
+        later), False if the destination itself failed."""
+        with self.sessions() as session:
+            study = repository.get(session, item.study_id)
+            if study is None:
+                return True
+            try:
+                destination = parse_destination(item.destination)
+                with self._build_lock:  # two destinations, one set of objects (same UIDs)
+                    objects = result_objects(self.settings, study)
+            except (BuildError, SettingsError) as exc:
                 log.warning(
-                    "results of study %s to %s: attempt %d failed (%s); retrying in %.0f s",
-                    study_id,
-                    destination_text,
-                    attempts + 1,
-                    exc,
-                    wait,
+                    "results of study %s to %s cannot be sent: %s", study.id, item.destination, exc
                 )
-                repository.mark_delivery_failed(
-                    session, delivery_id, str(exc), timedelta(seconds=wait)
-                )
-                return
+                repository.mark_delivery_given_up(session, item.id, str(exc))
+                return True
+            try:
+                send(objects, destination, self.settings.ae_title)
+            except (DxAssistError, OSError) as exc:
+                self._retry_later(session, item, str(exc))
+                return False
             except Exception as exc:  # a bug: keep the delivery, say so, retry later
-                wait = backoff(attempts + 1, self.base_delay_s, self.max_delay_s)
-                log.exception(
-                    "results of study %s to %s: unexpected error", study_id, destination_text
+                if item.attempts == 0:
+                    log.exception("results of study %s to %s", study.id, item.destination)
+                self._retry_later(
+                    session, item, f"internal error ({type(exc).__name__}); see the server log"
                 )
-                repository.mark_delivery_failed(
-                    session,
-                    delivery_id,
-                    f"internal error ({type(exc).__name__}: {exc}); see the server log",
-                    timedelta(seconds=wait),
-                )
-                return
-            repository.mark_delivery_sent(session, delivery_id)
-            log.info("results of study %s sent to %s", study_id, destination_text)
+                return False
+            repository.mark_delivery_sent(session, item.id)
+            log.info("results of study %s sent to %s", study.id, item.destination)
+            return True
+
+    def _retry_later(self, session: Session, item: _Due, error: str) -> None:
+        wait = backoff(item.attempts + 1, self.base_delay_s, self.max_delay_s)
+        log.warning(
+            "results of study %s to %s: attempt %d failed (%s); retrying in %.0f s",
+            item.study_id,
+            item.destination,
+            item.attempts + 1,
+            error,
+            wait,
+        )
+        repository.mark_delivery_failed(session, item.id, error, timedelta(seconds=wait))
 
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -185,6 +278,8 @@ class Sender:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        # an attempt in flight ends by its own timeout; it stays pending and is retried
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

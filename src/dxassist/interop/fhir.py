@@ -91,6 +91,7 @@ def study_bundle(
     )
 
     series: dict[str, dict[str, Any]] = {}
+    seen_instances: set[str] = set()
     for image in same_study or [study]:
         key = image.series_instance_uid or f"series-of-{image.id}"
         entry = series.setdefault(
@@ -101,7 +102,8 @@ def study_bundle(
                 "instance": [],
             },
         )
-        if image.sop_instance_uid:
+        if image.sop_instance_uid and image.sop_instance_uid not in seen_instances:
+            seen_instances.add(image.sop_instance_uid)
             entry["instance"].append(
                 {
                     "uid": image.sop_instance_uid,

@@ -76,9 +76,16 @@ TRANSFER_SYNTAXES: tuple[UID, ...] = (
     RLELossless,
 )
 
+#: Largest PDU we accept (the sender splits a film over many).
+MAX_PDU_BYTES = 1024 * 1024
+#: Associations served at once (pynetdicom's default is 10).
+MAX_ASSOCIATIONS = 32
+
 SUCCESS = 0x0000
 #: "Refused: Out of Resources": we could not store it (disk, database); send it again.
 OUT_OF_RESOURCES = 0xA700
+#: "Error: Data Set does not match SOP Class" (used for a request/dataset UID mismatch).
+DOES_NOT_MATCH = 0xA900
 #: "Error: Cannot understand": the instance is unreadable or not wanted (refuse policy).
 CANNOT_UNDERSTAND = 0xC000
 
@@ -128,9 +135,15 @@ class DicomReceiver:
 
     def _make_ae(self) -> AE:
         ae = AE(ae_title=self.ae_title)
-        ae.maximum_pdu_size = 0  # no limit: chest films are tens of MB
-        ae.dimse_timeout = 120
-        ae.network_timeout = 120
+        # a film arrives in many PDUs of at most this size (bounded memory per PDU)
+        ae.maximum_pdu_size = MAX_PDU_BYTES
+        # silent sockets and idle associations must not hold the receiver's slots for long
+        ae.maximum_associations = MAX_ASSOCIATIONS
+        ae.acse_timeout = 10
+        ae.dimse_timeout = 60
+        ae.network_timeout = 60
+        # a modality configured with another node's AE title is told so, not "stored"
+        ae.require_called_aet = True
         ae.add_supported_context(Verification)
         if self.non_chest == "store":
             # keep anything the hospital sends (a CT, a report) and show it as skipped
@@ -209,6 +222,32 @@ class DicomReceiver:
             log.warning("C-STORE %s from %s refused: %s", name, calling, exc)
             return _status(CANNOT_UNDERSTAND, f"cannot decode the instance: {exc}")
         try:
+            in_dataset = str(event.dataset.get("SOPInstanceUID") or "").strip()
+        except Exception:
+            in_dataset = ""
+        if in_dataset and in_dataset != sop_uid:
+            self._count("refused")
+            log.warning(
+                "C-STORE from %s refused: request names %s, the dataset is %s",
+                calling,
+                sop_uid,
+                in_dataset,
+            )
+            return _status(DOES_NOT_MATCH, "SOP Instance UID differs from the C-STORE request's")
+        limit = self.settings.max_upload_bytes
+        if len(data) > limit:
+            self._count("refused")
+            log.warning(
+                "C-STORE %s from %s refused: %d bytes, over the %g MB limit",
+                name,
+                calling,
+                len(data),
+                self.settings.max_upload_mb,
+            )
+            return _status(
+                OUT_OF_RESOURCES, f"over the {self.settings.max_upload_mb:g} MB limit per image"
+            )
+        try:
             with self.sessions() as session:
                 (received,) = receive_files(
                     self.settings,
@@ -221,9 +260,9 @@ class DicomReceiver:
                 study_id, status = received.study.id, str(received.study.status)
         except ReceiveError as exc:
             self._count("refused")
-            reason = exc.problems[0][1]
+            reason = exc.problems[0][1].removeprefix(f"{name}: ")
             log.warning("C-STORE %s from %s refused (not stored): %s", name, calling, reason)
-            return _status(CANNOT_UNDERSTAND, reason.removeprefix(f"{name}: "))
+            return _status(CANNOT_UNDERSTAND, reason)
         except Exception:
             # the disk or the database failed: nothing is acknowledged, the sender retries
             self._count("failed")

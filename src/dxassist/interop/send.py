@@ -8,8 +8,10 @@ decoded and sent uncompressed (a PACS that refuses JPEG 2000 still gets the resu
 from __future__ import annotations
 
 import copy
+import io
 from collections.abc import Sequence
 
+import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, build_context
@@ -18,8 +20,6 @@ from dxassist.config import Destination, DicomDestination, StowDestination
 from dxassist.errors import DxAssistError
 
 UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
-#: C-STORE response statuses that mean "stored" (success, and the B000-B007 warnings).
-STORED_STATUSES = frozenset({0x0000, 0xB000, 0xB006, 0xB007})
 
 
 class DeliveryError(DxAssistError):
@@ -31,14 +31,31 @@ def _syntax(ds: Dataset) -> UID:
 
 
 def _as_syntax(ds: Dataset, target: UID) -> Dataset:
-    """`ds` in transfer syntax `target` (decompressing a compressed one if needed)."""
+    """`ds` re-encoded in the uncompressed transfer syntax `target` (or unchanged if it is
+    in `target` already): decompressed if needed, then written and read back, so every
+    element, nested sequences included, really is in the new encoding (changing the label
+    alone would send explicit-VR bytes as implicit)."""
     if _syntax(ds) == target:
         return ds
     out = copy.deepcopy(ds)
     if out.file_meta.TransferSyntaxUID.is_compressed:
         out.decompress()  # to Explicit VR Little Endian
     out.file_meta.TransferSyntaxUID = target
-    return out
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(
+        buffer,
+        out,
+        implicit_vr=target == ImplicitVRLittleEndian,
+        little_endian=True,
+        enforce_file_format=True,
+    )
+    return pydicom.dcmread(io.BytesIO(buffer.getvalue()))
+
+
+def _stored(code: int) -> bool:
+    """A C-STORE response status that means "stored": success, or a warning (0001, 0107,
+    0116, Bxxx), per PS3.4 Annex B and PS3.7 Annex C."""
+    return code == 0x0000 or code in (0x0001, 0x0107, 0x0116) or 0xB000 <= code <= 0xBFFF
 
 
 def send_cstore(
@@ -49,7 +66,8 @@ def send_cstore(
 ) -> None:
     """C-STORE every dataset in one association; DeliveryError unless all are stored."""
     ae = AE(ae_title=calling_ae)
-    ae.acse_timeout = timeout_s
+    ae.connection_timeout = min(5.0, timeout_s)  # a host that does not answer at all
+    ae.acse_timeout = min(10.0, timeout_s)
     ae.dimse_timeout = timeout_s
     ae.network_timeout = timeout_s
     contexts = []
@@ -90,7 +108,7 @@ def send_cstore(
             target = _syntax(ds) if _syntax(ds) in accepted else accepted[0]
             status = assoc.send_c_store(_as_syntax(ds, target))
             code = int(getattr(status, "Status", -1)) if status else -1
-            if code not in STORED_STATUSES:
+            if code < 0 or not _stored(code):
                 comment = str(getattr(status, "ErrorComment", "") or "") if status else ""
                 shown = f"0x{code:04X}" if code >= 0 else "no response (connection lost)"
                 raise DeliveryError(
@@ -116,10 +134,26 @@ def send_stow(
         raise DeliveryError(f"{destination} refused the results: {exc}") from None
     except requests.RequestException as exc:
         raise DeliveryError(f"{destination} could not be reached: {exc}") from None
+    except (ValueError, KeyError, TypeError) as exc:  # a body that is not DICOM JSON
+        raise DeliveryError(
+            f"{destination} answered with something that is not a STOW-RS response "
+            f"({type(exc).__name__}); is the URL the DICOMweb root?"
+        ) from None
     failed = response.get("FailedSOPSequence") if response is not None else None
     if failed:
         reasons = ", ".join(str(item.get("FailureReason", "?")) for item in failed)
         raise DeliveryError(f"{destination} did not store {len(failed)} object(s): {reasons}")
+    # success needs the server's own list of what it stored: an HTML login page or an
+    # empty 200 from a proxy in front of the PACS is not a STOW-RS answer
+    referenced = response.get("ReferencedSOPSequence") if response is not None else None
+    stored = {str(item.get("ReferencedSOPInstanceUID", "")) for item in referenced or []}
+    missing = [str(ds.SOPInstanceUID) for ds in datasets if str(ds.SOPInstanceUID) not in stored]
+    if missing:
+        raise DeliveryError(
+            f"{destination} did not confirm storing {len(missing)} of {len(datasets)} object(s) "
+            "(no ReferencedSOPSequence listing them in the STOW-RS response): is the URL the "
+            "DICOMweb root, and is there a login page or proxy in front of it?"
+        )
 
 
 def send(datasets: Sequence[Dataset], destination: Destination, calling_ae: str) -> None:

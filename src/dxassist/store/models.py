@@ -89,7 +89,7 @@ class Study(Base):
     columns: Mapped[int | None] = mapped_column(Integer)
     study_instance_uid: Mapped[str | None] = mapped_column(String(64))
     series_instance_uid: Mapped[str | None] = mapped_column(String(64))
-    sop_instance_uid: Mapped[str | None] = mapped_column(String(64))
+    sop_instance_uid: Mapped[str | None] = mapped_column(String(64), index=True)
 
     # the AI read
     probabilities: Mapped[dict[str, float] | None] = mapped_column(JSON)
@@ -198,6 +198,7 @@ class Review(Base):
 class DeliveryStatus(StrEnum):
     PENDING = "pending"  # not sent yet, or the last attempt failed and a retry is due
     SENT = "sent"
+    FAILED = "failed"  # the results cannot be built; retrying will not help (see last_error)
 
 
 DELIVERY_STATUS_TYPE = Enum(

@@ -101,6 +101,16 @@ def find_by_sha256(session: Session, sha256: str) -> Study | None:
     ).first()
 
 
+def find_by_sop_instance_uid(session: Session, sop_instance_uid: str) -> Study | None:
+    """The earliest study holding the instance `sop_instance_uid`, or None."""
+    return session.scalars(
+        select(Study)
+        .where(Study.sop_instance_uid == sop_instance_uid)
+        .order_by(Study.created_at, Study.id)
+        .limit(1)
+    ).first()
+
+
 def all_file_paths(session: Session) -> set[str]:
     """The stored-file paths (relative to the data folder) of every study."""
     return set(session.scalars(select(Study.file_path)))
@@ -396,12 +406,16 @@ def reviewed_studies(session: Session) -> list[tuple[Study, Review]]:
     return out
 
 
-def studies_in_dicom_study(session: Session, study_instance_uid: str) -> list[Study]:
-    """Every received instance of one DICOM study (same StudyInstanceUID), oldest first."""
+def studies_in_dicom_study(
+    session: Session, study_instance_uid: str, patient_key: str | None
+) -> list[Study]:
+    """Every received instance of one DICOM study: same StudyInstanceUID *and* patient
+    (a UID reused by another patient's images is not the same study), oldest first."""
+    same_patient = Study.patient_key == patient_key if patient_key else Study.patient_key.is_(None)
     return list(
         session.scalars(
             select(Study)
-            .where(Study.study_instance_uid == study_instance_uid)
+            .where(Study.study_instance_uid == study_instance_uid, same_patient)
             .order_by(Study.series_instance_uid, Study.created_at, Study.id)
         )
     )
@@ -465,12 +479,39 @@ def mark_delivery_failed(
     session.commit()
 
 
+def postpone_delivery(session: Session, delivery_id: str, note: str, retry_in: timedelta) -> None:
+    """Move a delivery's next attempt later without counting an attempt (its destination
+    just failed for another delivery). Commits."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None or delivery.status != DeliveryStatus.PENDING:
+        return
+    delivery.next_attempt_at = utcnow() + retry_in
+    delivery.last_error = delivery.last_error or note
+    session.commit()
+
+
+def mark_delivery_given_up(session: Session, delivery_id: str, error: str) -> None:
+    """Record that a delivery cannot succeed by retrying (its objects cannot be built);
+    it is shown as failed until an admin retries it. Commits."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
+        return
+    delivery.status = DeliveryStatus.FAILED
+    delivery.attempts += 1
+    delivery.last_error = error
+    session.commit()
+
+
 def retry_deliveries_now(session: Session, study_id: str) -> int:
-    """Make every pending delivery of a study due now (after the PACS is fixed). Commits."""
+    """Make every unsent delivery of a study (pending, or failed for good) due now: after
+    the PACS or dxassist is fixed. Commits."""
     result: Any = session.execute(
         update(Delivery)
-        .where(Delivery.study_id == study_id, Delivery.status == DeliveryStatus.PENDING)
-        .values(next_attempt_at=utcnow())
+        .where(
+            Delivery.study_id == study_id,
+            Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.FAILED)),
+        )
+        .values(next_attempt_at=utcnow(), status=DeliveryStatus.PENDING)
         .execution_options(synchronize_session=False)
     )
     session.commit()

@@ -305,7 +305,7 @@ def get_study(state: State, session: DB, user: Reader, study_id: str) -> dict[st
     if (study.model_name, study.model_version) == (info.name, info.version):
         thresholds = {"priority": info.thresholds.priority, "urgent": info.thresholds.urgent}
     same_study = (
-        repository.studies_in_dicom_study(session, study.study_instance_uid)
+        repository.studies_in_dicom_study(session, study.study_instance_uid, study.patient_key)
         if study.study_instance_uid
         else [study]
     )
@@ -326,7 +326,7 @@ def study_fhir(session: DB, user: Reader, study_id: str) -> Response:
     pseudonymous Patient. 409 until the study is ready."""
     study = _study_or_404(session, study_id)
     same_study = (
-        repository.studies_in_dicom_study(session, study.study_instance_uid)
+        repository.studies_in_dicom_study(session, study.study_instance_uid, study.patient_key)
         if study.study_instance_uid
         else [study]
     )

@@ -399,6 +399,8 @@
                 text:
                   d.status === "sent"
                     ? `${d.destination}: sent ${dx.formatDateTime(d.sent_at)}`
+                    : d.status === "failed"
+                    ? `${d.destination}: cannot be sent (${d.last_error || "no reason recorded"}); an admin can retry once fixed`
                     : `${d.destination}: not sent yet (${d.attempts} attempt${d.attempts === 1 ? "" : "s"}${d.last_error ? `; last: ${d.last_error}` : ""}); next try ${dx.formatDateTime(d.next_attempt_at)}`,
               }),
             ),

@@ -38,6 +38,7 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("study") as batch:
         batch.alter_column("source", server_default=None)
+    op.create_index("ix_study_sop_instance_uid", "study", ["sop_instance_uid"])
     op.create_table(
         "delivery",
         sa.Column("id", sa.String(36), primary_key=True),
@@ -53,6 +54,7 @@ def upgrade() -> None:
             sa.Enum(
                 "pending",
                 "sent",
+                "failed",
                 name="delivery_status",
                 native_enum=False,
                 create_constraint=True,
@@ -77,6 +79,7 @@ def downgrade() -> None:
     op.drop_index("ix_delivery_status", table_name="delivery")
     op.drop_index("ix_delivery_study_id", table_name="delivery")
     op.drop_table("delivery")
+    op.drop_index("ix_study_sop_instance_uid", table_name="study")
     with op.batch_alter_table("study") as batch:
         batch.alter_column(
             "status", existing_type=_status(NEW_STATUSES), type_=_status(OLD_STATUSES)
