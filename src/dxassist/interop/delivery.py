@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import io
 import logging
+import re
 import threading
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,7 +22,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from PIL import Image
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.valuerep import PersonName
 from sqlalchemy.orm import Session, sessionmaker
 
 from dxassist.config import Settings, SettingsError, parse_destination
@@ -67,8 +71,24 @@ def _utf8_source(source: Dataset) -> Dataset:
             out.decode()
         except Exception as exc:
             raise BuildError(f"the source's text cannot be decoded ({exc})") from None
+    out.walk(_drop_escapes)
     out.SpecificCharacterSet = "ISO_IR 192"
     return out
+
+
+#: ISO 2022 escape sequences (ESC $ ) A for GB2312, ESC ( B for ASCII...): pydicom leaves
+#: some in decoded text; in UTF-8 they would be stray control characters.
+_ESCAPES = re.compile(r"\x1b[$()*+\-./]{1,2}[@A-Z]")
+
+
+def _drop_escapes(ds: Dataset, elem: DataElement) -> None:
+    value = elem.value
+    if isinstance(value, str) and "\x1b" in value:
+        elem.value = _ESCAPES.sub("", value)
+    elif isinstance(value, PersonName) and "\x1b" in str(value):
+        elem.value = PersonName(_ESCAPES.sub("", str(value)))
+    elif isinstance(value, MultiValue) and any("\x1b" in str(v) for v in value):
+        elem.value = [_ESCAPES.sub("", str(v)) for v in value]
 
 
 def result_objects(settings: Settings, study: Study) -> list[Dataset]:
