@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dxassist import __version__
+from dxassist.assistant import cli as assistant_cli
 from dxassist.cxr.taxonomy import DISPLAY_NAMES, FINDINGS
 from dxassist.errors import DxAssistError, InputError, ModelError, StoreUnavailableError
 
@@ -657,6 +658,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr_ = tk.add_parser("revoke", help="revoke an API token by its id (first 8+ characters)")
     tr_.add_argument("token_id")
     tr_.set_defaults(func=cmd_token_revoke)
+    assistant_cli.register(sub)
     return parser
 
 

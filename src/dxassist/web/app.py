@@ -25,7 +25,7 @@ from dxassist.ingest import sweep_orphans
 from dxassist.jobs import Worker
 from dxassist.store import upgrade_to_head
 from dxassist.store.db import session_factory_for
-from dxassist.web import api, pages
+from dxassist.web import api, assist, pages
 from dxassist.web.deps import SESSION_COOKIE, AppState
 
 log = logging.getLogger(__name__)
@@ -223,6 +223,7 @@ def create_app(
         )
 
     app.include_router(api.router)
+    app.include_router(assist.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
