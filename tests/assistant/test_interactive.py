@@ -39,10 +39,10 @@ def test_most_informative_question_first() -> None:
     m = toy()
     g = m.gains(m.b.copy())
     assert int(np.argmax(g)) == 0
-    assert abs(g[1]) < 1e-9  # an uninformative question gains nothing
+    assert abs(g[1]) < 1e-6  # an uninformative question gains nothing
     assert g[0] > g[2] > 0
     for s in range(3):
-        assert np.isclose(g[s], brute_force_gain(m, m.b.copy(), s))
+        assert np.isclose(g[s], brute_force_gain(m, m.b.copy(), s), atol=1e-5)
     asked = m.gains(m.b.copy(), {0})
     assert asked[0] == -np.inf and int(np.argmax(asked)) == 2
 
@@ -52,7 +52,7 @@ def test_gain_matches_brute_force_on_a_real_model() -> None:
     logits = m.logits_of({m.sym_index["咳嗽"]: 0})
     g = m.gains(logits)
     for s in np.argsort(-g)[:3]:
-        assert np.isclose(g[s], brute_force_gain(m, logits, int(s)))
+        assert np.isclose(g[s], brute_force_gain(m, logits, int(s)), atol=1e-5)
 
 
 def test_episode_stops_when_confident() -> None:

@@ -173,7 +173,13 @@ class Assistant:
         logits = m.logits_of(answers)
         p = m.probs_of_logits(logits)
         order = np.argsort(-p)[: max(1, min(top, len(p)))]
-        differential = [self._entry(int(d), p, answers) for d in order]
+        keys = list(answers.items())
+        if keys:
+            sel = m.W[[k for _, k in keys], :, [s for s, _ in keys]]  # (n, D)
+            mix = sel @ p
+        else:
+            sel, mix = np.zeros((0, len(p))), np.zeros(0)
+        differential = [self._entry(int(d), p, sel, mix, keys) for d in order]
         gains = m.gains(logits, set(answers))
         q_order = np.argsort(-gains)[:n_questions]
         questions = [
@@ -208,36 +214,44 @@ class Assistant:
             notes=notes,
         )
 
-    def _entry(self, d: int, p: np.ndarray, answers: dict[int, int]) -> dict[str, Any]:
+    def _entry(
+        self, d: int, p: np.ndarray, sel: np.ndarray, mix: np.ndarray, keys: list[tuple[int, int]]
+    ) -> dict[str, Any]:
+        """One row of the differential. ``sel`` (n, D) holds W[value, :, symptom] of the n
+        answers, ``mix`` (n,) their mean under the current differential."""
         m = self.model
         name = m.diseases[d]
-        contrib = []
-        for s, k in answers.items():
-            w = m.W[k, :, s]
-            c = float(w[d] - (p * w).sum())  # log-odds against the current mixture
-            if abs(c) > 1e-3:
-                contrib.append((c, s, k))
-        contrib.sort(key=lambda t: -t[0])
-
-        def row(c: float, s: int, k: int) -> dict[str, Any]:
-            code = m.symptoms[s]
-            return {
-                "symptom": code,
-                "name": self.symptom_names.get(code, code),
-                "value": VALUE_NAMES[k],
-                "weight": round(c, 3),
-            }
-
+        rows_for: list[dict[str, Any]] = []
+        rows_against: list[dict[str, Any]] = []
+        if keys:
+            contrib = sel[:, d] - mix  # log-odds of each answer against the current mixture
+            order = np.argsort(-contrib)
+            for i in order[:5]:
+                if contrib[i] > 1e-3:
+                    rows_for.append(self._row(keys[i], float(contrib[i])))
+            for i in order[::-1][:5]:
+                if contrib[i] < -1e-3:
+                    rows_against.append(self._row(keys[i], float(contrib[i])))
         entry: dict[str, Any] = {
             "disease": name,
             "name": self.disease_names.get(name, name),
             "probability": round(float(p[d]), 4),
-            "evidence_for": [row(*t) for t in contrib if t[0] > 0][:5],
-            "evidence_against": [row(*t) for t in reversed(contrib) if t[0] < 0][:5],
+            "evidence_for": rows_for,
+            "evidence_against": rows_against,
         }
         if name in self.severity:
             entry["severity"] = self.severity[name]
         return entry
+
+    def _row(self, key: tuple[int, int], weight: float) -> dict[str, Any]:
+        s, k = key
+        code = self.model.symptoms[s]
+        return {
+            "symptom": code,
+            "name": self.symptom_names.get(code, code),
+            "value": VALUE_NAMES[k],
+            "weight": round(weight, 3),
+        }
 
     def _red_flags(self, p: np.ndarray) -> list[str]:
         flags = []

@@ -34,6 +34,13 @@ EN_NEG = (
 EN_UNSURE = ("maybe", "possibly", "perhaps", "not sure", "unsure", "might have", "probably",
              "questionable", "?")  # fmt: skip
 EN_PSEUDO = ("no change", "not only", "no improvement", "not improved", "not better")
+#: every English cue as one pattern, longest first (word-bounded except "?")
+EN_CUES = re.compile(
+    "|".join(
+        re.escape(c) if c == "?" else r"\b" + re.escape(c) + r"\b"
+        for c in sorted(EN_NEG + EN_UNSURE, key=len, reverse=True)
+    )
+)
 #: conjunctions and punctuation that end a negation's scope
 CLAUSE_BREAK = re.compile(
     r"[，。,.;；!！?？\n]|但是|但|可是|不过|然而|\bbut\b|\bhowever\b|\balthough\b|\bthough\b"
@@ -262,13 +269,9 @@ def _value_before(text: str, pos: int) -> tuple[int, str | None]:
         i = prefix.rfind(cue)
         if i >= 0 and len(prefix) - (i + len(cue)) <= 1:
             consider(i + len(cue), NO, cue)
-    for cue, value in [(c, NO) for c in EN_NEG] + [(c, UNSURE) for c in EN_UNSURE]:
-        pattern = re.escape(cue) if cue == "?" else r"\b" + re.escape(cue) + r"\b"
-        last = None
-        for m in re.finditer(pattern, prefix):
-            last = m
-        if last is not None:
-            consider(last.end(), value, cue)
+    for m in EN_CUES.finditer(prefix):
+        cue = m.group(0)
+        consider(m.end(), UNSURE if cue in EN_UNSURE else NO, cue)
     if best is None:
         return YES, None
     # an uncertainty cue right after a negation cue ("不确定") was taken as the longer cue

@@ -28,6 +28,8 @@ from dxassist.errors import ModelError
 F = NDArray[np.float64]
 #: information gain (nats) below which asking is pointless
 MIN_GAIN = 1e-3
+#: diseases less likely than this are left out of the information-gain sums
+PRUNE = 1e-6
 
 
 @dataclass
@@ -49,9 +51,9 @@ class SymptomModel:
     def __post_init__(self) -> None:
         self.sym_index = {s: i for i, s in enumerate(self.symptoms)}
         self.dis_index = {d: i for i, d in enumerate(self.diseases)}
-        # (3, S, D) copies laid out for the per-question update in the gain computation
-        self._Wt = np.ascontiguousarray(self.W.transpose(0, 2, 1))
-        self._At = np.ascontiguousarray(self.A.transpose(0, 2, 1))
+        self._cache_t: float | None = None
+        self._wt32: NDArray[np.float32] = np.zeros((0, 0, 0), dtype=np.float32)
+        self._at32: NDArray[np.float32] = np.zeros((0, 0, 0), dtype=np.float32)
 
     # -- scoring ---------------------------------------------------------------------------
     def logits_of(self, answers: dict[int, int]) -> F:
@@ -83,17 +85,41 @@ class SymptomModel:
         p: F = e / e.sum(axis=1, keepdims=True)
         return p
 
+    def _scaled(self) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """W / T as (3, S, D) float32 and A as (3, S, D) float32, cached per temperature."""
+        if self._cache_t != self.temperature:
+            self._wt32 = np.ascontiguousarray(
+                (self.W.transpose(0, 2, 1) / self.temperature).astype(np.float32)
+            )
+            self._at32 = np.ascontiguousarray(self.A.transpose(0, 2, 1).astype(np.float32))
+            self._cache_t = self.temperature
+        return self._wt32, self._at32
+
     def gains(self, logits: F, asked: set[int] | None = None) -> F:
-        """Expected information gain (nats) of asking each symptom; -inf for asked ones."""
+        """Expected information gain (nats) of asking each symptom; -inf for asked ones.
+
+        Computed in float32 (the ranking of questions is what matters; differences from
+        float64 are ~1e-6 nats). Diseases below ``PRUNE`` probability are left out of the
+        sums (their share of the entropy is negligible)."""
+        wt, at = self._scaled()
         p = self.probs_of_logits(logits)
+        keep = np.flatnonzero(p >= PRUNE)
+        if len(keep) < 2:
+            keep = np.argsort(-p)[:2]
+        lt = (logits / self.temperature).astype(np.float32)
+        if len(keep) < len(p):
+            p = p[keep] / p[keep].sum()
+            wt, at, lt = wt[:, :, keep], at[:, :, keep], lt[keep]
         h = float(-(p * np.log(p + 1e-300)).sum())
-        z = (logits[None, None, :] + self._Wt) / self.temperature  # (3, S, D)
+        p32 = p.astype(np.float32)
+        z = lt[None, None, :] + wt  # (3, S, D): logits after each possible answer
         z -= z.max(axis=2, keepdims=True)
         e = np.exp(z)
-        post = e / e.sum(axis=2, keepdims=True)
-        hk = -(post * np.log(post + 1e-300)).sum(axis=2)  # (3, S)
-        pk = self._At @ p  # (3, S): P(answer k to s)
-        gain: F = h - (pk * hk).sum(axis=0)
+        Z = e.sum(axis=2)
+        # entropy of softmax(z) = log Z - sum(e z) / Z (no log of every probability)
+        hk = np.log(Z) - np.einsum("ksd,ksd->ks", e, z) / Z  # (3, S)
+        pk = at @ p32  # (3, S): P(answer k to s)
+        gain: F = (h - (pk * hk).sum(axis=0)).astype(np.float64)
         if asked:
             gain[list(asked)] = -np.inf
         return gain
