@@ -83,5 +83,11 @@ def card(model: SymptomModel, result: dict[str, Any]) -> str:
         "'unmentioned' answer, as the papers do; a clinician's 'not sure' is treated the same.",
         "- Free text: a lexicon with negation rules, not a language model; check the mapping "
         "shown next to every answer.",
+        "- The 'all implicit given' bound leaves every other symptom unasked. The interview "
+        "can beat it: a 'not sure' answer (the record does not mention the symptom) is itself "
+        "evidence for a naive-Bayes model, because which symptoms a doctor records depends "
+        "on the disease. That is a property of these benchmarks, not of patients.",
+        "- The temperature was fitted on validation for the model trained without the "
+        "validation cases, then kept for the refitted model.",
     ]
     return "\n".join(lines) + "\n"

@@ -137,9 +137,44 @@ def evaluate(model: SymptomModel, bench: Benchmark, split: str = "test") -> dict
     out["average_turns"] = _ci(np.array(turns, dtype=float), rng)
     out["symptom_recall"] = recall_num / recall_den if recall_den else None
     out["interactive_ece"] = _ece(P.max(axis=1), hits1)
+    out.update(_text_metrics(model, cases, y, rng))
     out["published"] = [p.__dict__ for p in PUBLISHED.get(bench.name, [])]
     out["seconds"] = round(time.time() - t0, 1)
     return out
+
+
+def _text_metrics(
+    model: SymptomModel, cases: list[Any], y: NDArray[np.int64], rng: np.random.Generator
+) -> dict[str, Any]:
+    """Where cases carry the patient's own text (MZ-4, Dxy): read it with the lexicon and
+    compare with the annotated explicit symptoms, and diagnose from the text alone."""
+    from dxassist.assistant.lexicon import Lexicon, resolve
+
+    with_text = [i for i, c in enumerate(cases) if c.text]
+    if not with_text:
+        return {}
+    lex = Lexicon(dict(model.meta.get("lexicon", {})), {})
+    tp = fp = fn = 0
+    M = np.full((len(with_text), len(model.symptoms)), -1, dtype=np.int8)
+    for row, i in enumerate(with_text):
+        c = cases[i]
+        got = resolve(lex.map(c.text))
+        for s, v in got.items():
+            if s in model.sym_index:
+                M[row, model.sym_index[s]] = v
+        said = {s for s, v in got.items() if v == 0}
+        truth = {s for s, v in c.explicit.items() if v == 0}
+        tp += len(said & truth)
+        fp += len(said - truth)
+        fn += len(truth - said)
+    p = model.predict_matrix(M)
+    yt = y[with_text]
+    return {
+        "text_cases": len(with_text),
+        "text_present_precision": tp / (tp + fp) if tp + fp else None,
+        "text_present_recall": tp / (tp + fn) if tp + fn else None,
+        "text_only_top1": _ci(topk_hits(p, yt, 1).astype(float), rng),
+    }
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -182,6 +217,13 @@ def table(result: dict[str, Any]) -> str:
         "95% CIs: bootstrap over test cases. * = published number recalled, not verified "
         "(see the model card for sources).",
     ]
+    if r.get("text_cases"):
+        lines.append(
+            f"free text ({r['text_cases']} self-reports): present symptoms vs the annotated "
+            f"explicit ones precision {_fmt(r['text_present_precision'])}, recall "
+            f"{_fmt(r['text_present_recall'])}; diagnosis from the text alone top-1 "
+            f"{_fmt(r['text_only_top1'])}"
+        )
     sources = sorted({p["source"] for p in r["published"]})
     lines += [f"source: {s}" for s in sources]
     return "\n".join(lines)
