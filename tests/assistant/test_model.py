@@ -11,7 +11,8 @@ from dxassist.assistant.evaluate import _ece
 from dxassist.assistant.simulate import labels, matrix, topk_hits
 
 # full-information top-1 floors, well below what the shipped models measure on test
-# (model cards: mz10 0.54, dxy 0.83, mz4 0.68, gmd12 0.85, mz4-1733 ~0.7, ddxplus 0.97)
+# (model cards: mz10 0.54, dxy 0.83, mz4 0.68, gmd12 0.82, mz4-1733 0.75, sd90 0.77,
+# ddxplus 0.97)
 FLOORS = {"mz10": 0.45, "dxy": 0.65, "mz4": 0.55, "gmd12": 0.70, "mz4-1733": 0.55,
           "ddxplus": 0.85, "sd90": 0.60}  # fmt: skip
 
