@@ -169,6 +169,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from dxassist.assistant.card import card
     from dxassist.assistant.engine import assist_models_dir
     from dxassist.assistant.evaluate import evaluate, table
+    from dxassist.assistant.model import SymptomModel
     from dxassist.assistant.train import attach_runtime, train
 
     out = Path(args.out) if args.out else assist_models_dir()
@@ -178,6 +179,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"training {name} ...", flush=True)
         model = attach_runtime(train(bench, log=print), bench)
         npz, meta = model.save(out)
+        # evaluate what was written (float32 on disk), so `assist evaluate` gives the same table
+        model = SymptomModel.load(out, model.name)
         result = evaluate(model, bench, "test")
         (out / f"{model.name}.eval.json").write_text(
             json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
