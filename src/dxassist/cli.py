@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dxassist import __version__
+from dxassist.assistant import cli as assistant_cli
 from dxassist.cxr.taxonomy import DISPLAY_NAMES, FINDINGS
 from dxassist.errors import DxAssistError, InputError, ModelError, StoreUnavailableError
 from dxassist.interop.commands import add_dicom_options, apply_dicom_options
@@ -672,6 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr_.add_argument("token_id")
     tr_.set_defaults(func=cmd_token_revoke)
     prognosis_cli.register(sub)
+    assistant_cli.register(sub)
     return parser
 
 

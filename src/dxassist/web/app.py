@@ -28,7 +28,7 @@ from dxassist.jobs import Worker
 from dxassist.privacy import load_or_create_site_secret
 from dxassist.store import upgrade_to_head
 from dxassist.store.db import session_factory_for
-from dxassist.web import api, pages, prognosis
+from dxassist.web import api, assist, pages, prognosis
 from dxassist.web.deps import SESSION_COOKIE, AppState
 
 log = logging.getLogger(__name__)
@@ -252,6 +252,7 @@ def create_app(
         )
 
     app.include_router(api.router)
+    app.include_router(assist.router)
     app.include_router(pages.router)
     app.include_router(prognosis.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

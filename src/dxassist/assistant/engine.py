@@ -1,0 +1,285 @@
+"""The assistant at run time: symptoms and/or free text in, a differential out.
+
+Needs only the model files under ``models/assist/`` (the lexicon, names and DDXPlus
+severities are stored in the model's JSON), never the benchmark data.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dxassist.assistant.data import DATASETS, VALUE_ALIASES, VALUE_NAMES, check_dataset
+from dxassist.assistant.lexicon import Lexicon, Mapping, resolve
+from dxassist.assistant.model import MIN_GAIN, SymptomModel
+from dxassist.errors import InputError
+
+DISCLAIMER = (
+    "Research use only: not a medical device. An auxiliary opinion from symptom benchmarks; "
+    "the clinician decides."
+)
+#: longest free text accepted (characters)
+MAX_TEXT = 5000
+#: most symptoms one request may carry
+MAX_SYMPTOMS = 500
+#: DDXPlus severity at or below which a likely condition is flagged (1 = most severe)
+RED_FLAG_SEVERITY = 2
+RED_FLAG_PROBABILITY = 0.05
+
+
+def assist_models_dir() -> Path:
+    env = os.environ.get("DXASSIST_MODELS_DIR")
+    base = Path(env) if env else Path(__file__).resolve().parents[3] / "models"
+    return base / "assist"
+
+
+class SymptomInputError(InputError):
+    """A symptom code or value that the chosen vocabulary does not have."""
+
+
+@dataclass
+class Opinion:
+    dataset: str
+    model: str
+    differential: list[dict[str, Any]]
+    mappings: list[dict[str, Any]]
+    used: dict[str, str]
+    next_questions: list[dict[str, Any]]
+    confident: bool
+    stop_reason: str
+    red_flags: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "model": self.model,
+            "differential": self.differential,
+            "mappings": self.mappings,
+            "symptoms_used": self.used,
+            "next_questions": self.next_questions,
+            "confident": self.confident,
+            "stop_reason": self.stop_reason,
+            "red_flags": self.red_flags,
+            "notes": self.notes,
+            "disclaimer": DISCLAIMER,
+        }
+
+
+def parse_value(raw: str, where: str) -> int:
+    key = str(raw).strip().lower()
+    if key not in VALUE_ALIASES:
+        raise SymptomInputError(
+            f"{where}: value {raw!r} is not one of yes / no / unsure (also y/n/?, 1/0/2, "
+            "present/absent, not sure)"
+        )
+    return VALUE_ALIASES[key]
+
+
+class Assistant:
+    """One dataset's model, lexicon and names."""
+
+    def __init__(self, model: SymptomModel) -> None:
+        self.model = model
+        meta = model.meta
+        self.symptom_names: dict[str, str] = dict(meta.get("symptom_names", {}))
+        self.disease_names: dict[str, str] = dict(meta.get("disease_names", {}))
+        self.questions: dict[str, str] = dict(meta.get("questions", {}))
+        self.severity: dict[str, int] = {k: int(v) for k, v in meta.get("severity", {}).items()}
+        self.lexicon = Lexicon(dict(meta.get("lexicon", {})), self.symptom_names)
+        self.uses_demographics = False
+        # lookup of a symptom by code or by (case-insensitive) display name
+        self._lookup: dict[str, str] = {}
+        for s in model.symptoms:
+            self._lookup.setdefault(s.lower(), s)
+        for s, n in self.symptom_names.items():
+            self._lookup.setdefault(n.lower(), s)
+            if n.endswith(")") and " (" in n:  # "咳嗽 (cough)", "fever (E_91)"
+                head, _, tail = n[:-1].partition(" (")
+                self._lookup.setdefault(tail.lower(), s)
+                self._lookup.setdefault(head.lower(), s)
+
+    @property
+    def dataset(self) -> str:
+        return self.model.dataset
+
+    def symptom_code(self, raw: str) -> str:
+        key = raw.strip().lower()
+        if key in self._lookup:
+            return self._lookup[key]
+        close = difflib.get_close_matches(key, list(self._lookup), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(repr(self._lookup[c]) for c in close)}?" if close else ""
+        raise SymptomInputError(
+            f"symptom {raw!r} is not in the {self.dataset} vocabulary{hint} "
+            f"(list them with `dxassist assist symptoms --dataset {self.dataset}`)"
+        )
+
+    def vocabulary(self) -> list[dict[str, str]]:
+        return [
+            {"code": s, "name": self.symptom_names.get(s, s), "question": self.question(s)}
+            for s in self.model.symptoms
+        ]
+
+    def question(self, code: str) -> str:
+        if code in self.questions:
+            return self.questions[code]
+        name = self.symptom_names.get(code, code)
+        return f"Does the patient have {name}?"
+
+    def opinion(
+        self,
+        symptoms: dict[str, str] | None = None,
+        text: str | None = None,
+        *,
+        age: int | None = None,
+        sex: str | None = None,
+        top: int = 5,
+        n_questions: int = 3,
+    ) -> Opinion:
+        """The differential for ``symptoms`` ({code or name: yes/no/unsure}) and ``text``.
+
+        Structured symptoms override what the text says about the same symptom."""
+        symptoms = symptoms or {}
+        if len(symptoms) > MAX_SYMPTOMS:
+            raise SymptomInputError(f"too many symptoms ({len(symptoms)}); at most {MAX_SYMPTOMS}")
+        if text is not None and len(text) > MAX_TEXT:
+            raise SymptomInputError(
+                f"text is {len(text)} characters; at most {MAX_TEXT}: shorten it"
+            )
+        notes: list[str] = []
+        mappings: list[Mapping] = self.lexicon.map(text) if text else []
+        state: dict[str, int] = resolve(mappings)
+        for raw, value in symptoms.items():
+            code = self.symptom_code(raw)
+            state[code] = parse_value(value, f"symptom {raw!r}")
+        if text and not mappings:
+            notes.append(
+                "no symptom of this vocabulary was recognised in the text; enter symptoms "
+                "from the list instead"
+            )
+        if age is not None or sex is not None:
+            notes.append(
+                "age and sex are recorded but not used: none of the training data of this "
+                "model carries them"
+            )
+        m = self.model
+        answers = {m.sym_index[s]: v for s, v in state.items()}
+        logits = m.logits_of(answers)
+        p = m.probs_of_logits(logits)
+        order = np.argsort(-p)[: max(1, min(top, len(p)))]
+        keys = list(answers.items())
+        if keys:
+            sel = m.W[[k for _, k in keys], :, [s for s, _ in keys]]  # (n, D)
+            mix = sel @ p
+        else:
+            sel, mix = np.zeros((0, len(p))), np.zeros(0)
+        differential = [self._entry(int(d), p, sel, mix, keys) for d in order]
+        gains = m.gains(logits, set(answers))
+        q_order = np.argsort(-gains)[:n_questions]
+        questions = [
+            {
+                "symptom": m.symptoms[int(s)],
+                "name": self.symptom_names.get(m.symptoms[int(s)], m.symptoms[int(s)]),
+                "question": self.question(m.symptoms[int(s)]),
+                "information_gain": round(float(gains[s]), 4),
+            }
+            for s in q_order
+            if np.isfinite(gains[s]) and gains[s] >= MIN_GAIN
+        ]
+        confident = bool(p.max() >= m.stop_threshold)
+        if confident:
+            reason = f"top probability {p.max():.2f} >= stop threshold {m.stop_threshold}"
+        elif not questions:
+            reason = "no remaining question is expected to change the differential"
+        else:
+            reason = "not confident yet: ask the next question"
+        if not answers:
+            notes.append("no symptoms given: the differential is the prior of the data set")
+        return Opinion(
+            dataset=self.dataset,
+            model=m.name,
+            differential=differential,
+            mappings=[x.as_dict() for x in mappings],
+            used={s: VALUE_NAMES[v] for s, v in state.items()},
+            next_questions=questions,
+            confident=confident,
+            stop_reason=reason,
+            red_flags=self._red_flags(p),
+            notes=notes,
+        )
+
+    def _entry(
+        self, d: int, p: np.ndarray, sel: np.ndarray, mix: np.ndarray, keys: list[tuple[int, int]]
+    ) -> dict[str, Any]:
+        """One row of the differential. ``sel`` (n, D) holds W[value, :, symptom] of the n
+        answers, ``mix`` (n,) their mean under the current differential."""
+        m = self.model
+        name = m.diseases[d]
+        rows_for: list[dict[str, Any]] = []
+        rows_against: list[dict[str, Any]] = []
+        if keys:
+            contrib = sel[:, d] - mix  # log-odds of each answer against the current mixture
+            order = np.argsort(-contrib)
+            for i in order[:5]:
+                if contrib[i] > 1e-3:
+                    rows_for.append(self._row(keys[i], float(contrib[i])))
+            for i in order[::-1][:5]:
+                if contrib[i] < -1e-3:
+                    rows_against.append(self._row(keys[i], float(contrib[i])))
+        entry: dict[str, Any] = {
+            "disease": name,
+            "name": self.disease_names.get(name, name),
+            "probability": round(float(p[d]), 4),
+            "evidence_for": rows_for,
+            "evidence_against": rows_against,
+        }
+        if name in self.severity:
+            entry["severity"] = self.severity[name]
+        return entry
+
+    def _row(self, key: tuple[int, int], weight: float) -> dict[str, Any]:
+        s, k = key
+        code = self.model.symptoms[s]
+        return {
+            "symptom": code,
+            "name": self.symptom_names.get(code, code),
+            "value": VALUE_NAMES[k],
+            "weight": round(weight, 3),
+        }
+
+    def _red_flags(self, p: np.ndarray) -> list[str]:
+        flags = []
+        for d, name in enumerate(self.model.diseases):
+            sev = self.severity.get(name)
+            if sev is not None and sev <= RED_FLAG_SEVERITY and p[d] >= RED_FLAG_PROBABILITY:
+                flags.append(
+                    f"{self.disease_names.get(name, name)} (severity {sev} of 5, 1 = most "
+                    f"severe) has probability {p[d]:.2f}: rule it out urgently"
+                )
+        return flags
+
+
+_lock = threading.Lock()
+_loaded: dict[str, Assistant] = {}
+
+
+def get_assistant(dataset: str, folder: Path | None = None) -> Assistant:
+    """The (cached) assistant of ``dataset``; raises ModelError if its files are missing."""
+    from dxassist.assistant.train import model_name
+
+    key = check_dataset(dataset)
+    folder = folder or assist_models_dir()
+    cache_key = f"{folder}:{key}"
+    with _lock:
+        if cache_key not in _loaded:
+            _loaded[cache_key] = Assistant(SymptomModel.load(folder, model_name(key)))
+        return _loaded[cache_key]
+
+
+__all__ = ["DATASETS", "Assistant", "Opinion", "get_assistant", "parse_value"]
