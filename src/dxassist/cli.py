@@ -642,7 +642,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ua = us.add_parser("add", help="create a user (asks for the password)")
     ua.add_argument("username")
-    ua.add_argument("--role", required=True, choices=["radiologist", "admin"])
+    ua.add_argument(
+        "--role",
+        required=True,
+        choices=["radiologist", "clinician", "researcher", "admin"],
+        help="what the user may do: see docs/permissions.md",
+    )
     ua.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )

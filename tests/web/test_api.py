@@ -82,7 +82,9 @@ def test_login_logout_and_cookie_flags(service: Service) -> None:
     assert ok.status_code == 303 and ok.headers["location"] == "/upload"
     cookie = ok.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie
-    assert client.get("/api/v1/me").json() == {"username": "rad1", "role": "radiologist"}
+    me = client.get("/api/v1/me").json()
+    assert (me["username"], me["role"]) == ("rad1", "radiologist")
+    assert "studies:review" in me["permissions"] and "audit:read" not in me["permissions"]
     # after logout the same cookie no longer works
     token = client.cookies.get("dxassist_session")
     client.post("/logout")

@@ -130,7 +130,7 @@ def test_first_start_user_and_token_commands(server: Server, env: dict[str, str]
     token = tok.stdout.strip()
     assert token.startswith("dxa_") and "shown only now" in tok.stderr
     me = httpx.get(server.url + "/api/v1/me", headers={"Authorization": f"Bearer {token}"})
-    assert me.json() == {"username": "ana", "role": "radiologist"}
+    assert (me.json()["username"], me.json()["role"]) == ("ana", "radiologist")
 
     login = httpx.post(
         server.url + "/login", data={"username": "ana", "password": PASSWORD}, timeout=10
@@ -139,7 +139,9 @@ def test_first_start_user_and_token_commands(server: Server, env: dict[str, str]
 
 
 def test_bad_settings_are_reported_not_raised(env: dict[str, str]) -> None:
-    bad = dxassist("serve", env={**env, "DXASSIST_MAX_UPLOAD_MB": "lots"})
+    bad = dxassist(
+        "serve", "--port", str(free_port()), env={**env, "DXASSIST_MAX_UPLOAD_MB": "lots"}
+    )
     assert bad.returncode == 2 and "DXASSIST_MAX_UPLOAD_MB='lots'" in bad.stderr
     db = dxassist(
         "user", "list", env={**env, "DXASSIST_DATABASE_URL": "postgresql+psycopg://x@127.0.0.1:1/x"}

@@ -122,6 +122,8 @@ class Study(Base):
 class Role(StrEnum):
     RADIOLOGIST = "radiologist"
     ADMIN = "admin"
+    CLINICIAN = "clinician"
+    RESEARCHER = "researcher"
 
 
 ROLE_TYPE = Enum(

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from dxassist.accounts.permissions import ROLE_PERMISSIONS
 from dxassist.cxr.taxonomy import FINDINGS, PNEUMONIA_UNTYPED, REVIEW_LABELS
 from dxassist.errors import DxAssistError
 from dxassist.ingest import ReceiveError, receive_files
@@ -25,7 +26,7 @@ from dxassist.jobs.tasks import ensure_preview, heatmap_layer_relpath, heatmap_r
 from dxassist.store import repository
 from dxassist.store.models import Study, StudyStatus, User
 from dxassist.training_export import EXPORT_COLUMNS, export_rows
-from dxassist.web.deps import DB, Admin, Reader, State
+from dxassist.web.deps import DB, Exporter, Reader, Resender, Reviewer, Self, State, Uploader
 from dxassist.web.views import detail, review_view, summary
 
 router = APIRouter(prefix="/api/v1", tags=["studies"])
@@ -135,9 +136,13 @@ async def _parse_upload(request: Request, limit_mb: float) -> list[tuple[bytes, 
 
 
 @router.get("/me")
-def me(user: Reader) -> dict[str, str]:
-    """Who you are signed in as."""
-    return {"username": user.username, "role": user.role.value}
+def me(user: Self) -> dict[str, Any]:
+    """Who you are signed in as, and what your role may do."""
+    return {
+        "username": user.username,
+        "role": user.role.value,
+        "permissions": sorted(p.value for p in ROLE_PERMISSIONS[user.role]),
+    }
 
 
 @router.post(
@@ -164,7 +169,7 @@ def me(user: Reader) -> dict[str, str]:
         }
     },
 )
-async def upload_studies(request: Request, state: State, user: Reader) -> dict[str, Any]:
+async def upload_studies(request: Request, state: State, user: Uploader) -> dict[str, Any]:
     """Receive one or many radiographs (multipart field ``files``, at most 100 per request,
     DXASSIST_MAX_UPLOAD_MB in all). Who is asking is checked before the body is read.
     Every file is checked before any is stored: if one cannot be read the whole upload is
@@ -338,9 +343,9 @@ def study_fhir(session: DB, user: Reader, study_id: str) -> Response:
 
 
 @router.post("/studies/{study_id}/deliveries/retry", status_code=status.HTTP_202_ACCEPTED)
-def retry_deliveries(state: State, session: DB, user: Admin, study_id: str) -> dict[str, Any]:
+def retry_deliveries(state: State, session: DB, user: Resender, study_id: str) -> dict[str, Any]:
     """Send a study's pending results now instead of at the next back-off time (after the
-    PACS is back). Admins only."""
+    PACS is back). Needs results:resend (admins)."""
     _study_or_404(session, study_id)
     n = repository.retry_deliveries_now(session, study_id)
     if state.sender is not None:
@@ -395,7 +400,7 @@ def study_heatmap_layer(state: State, session: DB, user: Reader, study_id: str) 
 
 
 @router.post("/studies/{study_id}/retry", status_code=status.HTTP_202_ACCEPTED)
-def retry_study(state: State, session: DB, user: Reader, study_id: str) -> dict[str, Any]:
+def retry_study(state: State, session: DB, user: Reviewer, study_id: str) -> dict[str, Any]:
     """Queue a failed study for analysis again."""
     _study_or_404(session, study_id)
     try:
@@ -474,7 +479,7 @@ def _check_review(body: ReviewIn, study: Study) -> list[str]:
 
 
 @router.post("/studies/{study_id}/review", status_code=status.HTTP_201_CREATED)
-def review_study(session: DB, user: Reader, study_id: str, body: ReviewIn) -> dict[str, Any]:
+def review_study(session: DB, user: Reviewer, study_id: str, body: ReviewIn) -> dict[str, Any]:
     """Store your read (final labels, agree/disagree, note); the study leaves the open
     worklist. Reviewing again corrects it (the newest review counts). Answers with the
     review and the most urgent open study (`next_study_id`)."""
@@ -505,7 +510,7 @@ def review_study(session: DB, user: Reader, study_id: str, body: ReviewIn) -> di
 
 
 @router.get("/labels.csv", response_class=Response)
-def labels_csv(state: State, session: DB, user: Admin) -> Response:
+def labels_csv(state: State, session: DB, user: Exporter) -> Response:
     """Reviewed studies as a training manifest that `dxassist train --manifest` accepts
     (path, dataset, patient_id, label, view, age_group, split, then study details)."""
     out = io.StringIO()

@@ -158,6 +158,15 @@ def create_app(
             from urllib.parse import quote
 
             return RedirectResponse(f"/login?next={quote(target)}", status.HTTP_303_SEE_OTHER)
+        if exc.status_code == status.HTTP_403_FORBIDDEN and _wants_html(request):
+            from dxassist.web.pages import TEMPLATES
+
+            return TEMPLATES.TemplateResponse(
+                request,
+                "forbidden.html",
+                {"user": None, "what": exc.detail},
+                status_code=status.HTTP_403_FORBIDDEN,
+            )
         return JSONResponse(
             {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
         )

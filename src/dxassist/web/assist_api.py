@@ -6,17 +6,18 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dxassist.accounts.permissions import Permission
 from dxassist.assistant.data import DATASETS, VALUE_ALIASES
 from dxassist.assistant.engine import MAX_SYMPTOMS, MAX_TEXT, get_assistant
 from dxassist.errors import DxAssistError, InputError, ModelError
 from dxassist.store.models import User
-from dxassist.web.deps import current_user
+from dxassist.web.deps import allow
 
 router = APIRouter(prefix="/api/v1", tags=["assistant"])
-SignedIn = Annotated[User, Depends(current_user)]
+SignedIn = Annotated[User, allow(Permission.ASSIST)]
 
 
 class AssistRequest(BaseModel):

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session, sessionmaker
 
 from dxassist.accounts import resolve_session, resolve_token
+from dxassist.accounts.permissions import Permission, allowed, roles_with
 from dxassist.config import Settings
 from dxassist.cxr.runtime import CxrModel
 from dxassist.interop.delivery import Sender
 from dxassist.interop.receiver import DicomReceiver
 from dxassist.jobs import Worker
-from dxassist.store.models import Role, User
+from dxassist.store.models import User
 
 SESSION_COOKIE = "dxassist_session"
 
@@ -80,24 +81,37 @@ def current_user(request: Request, session: Annotated[Session, Depends(db_sessio
     raise NotAuthenticatedError("log in first (session cookie) or send an API token")
 
 
-def require(*roles: Role):  # type: ignore[no-untyped-def]
-    """A dependency that lets through only users with one of `roles`."""
+class Allow:
+    """A dependency that lets through only users whose role has `permission` (see
+    :mod:`dxassist.accounts.permissions`); the route enumeration test finds it on every
+    non-public route."""
 
-    def check(user: Annotated[User, Depends(current_user)]) -> User:
-        if user.role not in roles:
-            allowed = " or ".join(r.value for r in roles)
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+
+    def __call__(self, user: Annotated[User, Depends(current_user)]) -> User:
+        if not allowed(user.role, self.permission):
+            roles = ", ".join(r.value for r in roles_with(self.permission))
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
-                detail=f"this needs the {allowed} role; you are {user.role.value}",
+                detail=f"this needs the {self.permission.value} permission (roles: {roles}); "
+                f"you are {user.role.value}",
             )
         return user
 
-    return check
+
+def allow(permission: Permission) -> Any:
+    """``Depends`` on :class:`Allow` for `permission`."""
+    return Depends(Allow(permission))
 
 
-#: Any signed-in reader of studies: radiologists and admins.
-Reader = Annotated[User, Depends(require(Role.RADIOLOGIST, Role.ADMIN))]
-#: Admins only (data export).
-Admin = Annotated[User, Depends(require(Role.ADMIN))]
+#: Readers of studies: worklist, study, images, heatmaps, FHIR.
+Reader = Annotated[User, allow(Permission.STUDIES_READ)]
+Uploader = Annotated[User, allow(Permission.STUDIES_UPLOAD)]
+Reviewer = Annotated[User, allow(Permission.STUDIES_REVIEW)]
+Resender = Annotated[User, allow(Permission.RESULTS_RESEND)]
+Exporter = Annotated[User, allow(Permission.EXPORT_TRAINING)]
+Auditor = Annotated[User, allow(Permission.AUDIT_READ)]
+Self = Annotated[User, allow(Permission.SELF)]
 DB = Annotated[Session, Depends(db_session)]
 State = Annotated[AppState, Depends(app_state)]

@@ -9,20 +9,24 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Form, Request, status
+from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from dxassist import __version__
 from dxassist.accounts import authenticate, end_session, start_session
+from dxassist.accounts.permissions import Permission, allowed
 from dxassist.accounts.service import SESSION_HOURS
 from dxassist.store import repository
 from dxassist.store.models import User
-from dxassist.web.deps import DB, SESSION_COOKIE, current_user
+from dxassist.web.deps import DB, SESSION_COOKIE, Uploader, allow
 
 router = APIRouter(include_in_schema=False)
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
 TEMPLATES.env.globals["version"] = __version__
+TEMPLATES.env.globals["can"] = lambda user, permission: (
+    user is not None and allowed(user.role, Permission(permission))
+)
 
 
 def _safe_next(target: str | None) -> str:
@@ -86,11 +90,18 @@ def logout(request: Request, session: DB) -> Response:
     return response
 
 
-Viewer = Annotated[User, Depends(current_user)]
+Viewer = Annotated[User, allow(Permission.STUDIES_READ)]
+
+#: Where "/" takes a user whose role has no worklist: the first page the role may use.
+HOME_PAGES = ((Permission.PROGNOSIS, "/prognosis"), (Permission.ASSIST, "/assist"))
 
 
 @router.get("/", response_class=HTMLResponse)
-def worklist_page(request: Request, user: Viewer) -> Response:
+def worklist_page(request: Request, user: Annotated[User, allow(Permission.SELF)]) -> Response:
+    if not allowed(user.role, Permission.STUDIES_READ):
+        for permission, page in HOME_PAGES:
+            if allowed(user.role, permission):
+                return RedirectResponse(page, status_code=status.HTTP_303_SEE_OTHER)
     return TEMPLATES.TemplateResponse(request, "worklist.html", {"user": user})
 
 
@@ -107,5 +118,5 @@ def viewer_page(request: Request, user: Viewer, session: DB, study_id: str) -> R
 
 
 @router.get("/upload", response_class=HTMLResponse)
-def upload_page(request: Request, user: Viewer) -> Response:
+def upload_page(request: Request, user: Uploader) -> Response:
     return TEMPLATES.TemplateResponse(request, "upload.html", {"user": user})

@@ -20,19 +20,20 @@ import json
 from functools import lru_cache
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, Response
 
+from dxassist.accounts.permissions import Permission
 from dxassist.errors import InputError, ModelError
 from dxassist.prognosis.features import LABS
 from dxassist.prognosis.runtime import PrognosisModel
 from dxassist.store.models import User
-from dxassist.web.deps import current_user
+from dxassist.web.deps import allow
 from dxassist.web.pages import TEMPLATES
 
 router = APIRouter()
 api = APIRouter(prefix="/api/v1", tags=["prognosis"])
-SignedIn = Annotated[User, Depends(current_user)]
+SignedIn = Annotated[User, allow(Permission.PROGNOSIS)]
 
 #: largest request body, in bytes (a few labs need well under 1 kB)
 MAX_BODY = 16 * 1024
