@@ -74,7 +74,14 @@ def card(model: SymptomModel, result: dict[str, Any]) -> str:
         "pip install -e '.[train]'",
         f"dxassist assist train --dataset {m.dataset}      # writes models/assist/{m.name}.*",
         f"dxassist assist evaluate --dataset {m.dataset}",
+        f"dxassist assist cards --dataset {m.dataset}     # re-render this card after the "
+        "published numbers change (no training)",
         "```",
+        "",
+        "Published numbers: a row without `*` was read in its cited source (a README table "
+        "at a pinned commit, or the paper's table); the `source:` lines name them. Rows "
+        "with `*` are recalled or only seen in a third-party transcription. The `note` "
+        "of each row in the eval JSON gives caveats (protocol, dataset version).",
         "",
         "## Limits",
         "- Benchmark data from online consultations (or simulation): not validated on hospital "

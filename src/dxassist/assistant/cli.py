@@ -1,4 +1,5 @@
-"""``dxassist assist``: a differential from symptoms or free text; ``evaluate``; ``train``.
+"""``dxassist assist``: a differential from symptoms or free text; ``evaluate``; ``train``;
+``cards`` (re-render the model cards with the current published numbers).
 
 Exit codes: 0 done; 2 bad command line; 3 bad input (unknown symptom or value, text too
 long, data missing); 4 the symptom model cannot be loaded; 5 the train extra is missing.
@@ -191,6 +192,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cards(args: argparse.Namespace) -> int:
+    """Re-render the cards and eval JSON with the current published numbers, from the
+    stored evaluation: no training, no re-evaluation, no data needed."""
+    from dxassist.assistant import data
+    from dxassist.assistant.card import card
+    from dxassist.assistant.engine import assist_models_dir
+    from dxassist.assistant.evaluate import with_current_published
+    from dxassist.assistant.model import SymptomModel
+    from dxassist.errors import ModelError
+
+    folder = Path(args.dir) if args.dir else assist_models_dir()
+    names = list(DATASETS) if args.dataset == "all" else [data.check_dataset(args.dataset)]
+    for name in names:
+        model = SymptomModel.load(folder, f"dxassist-assist-{name}")
+        ev = folder / f"{model.name}.eval.json"
+        try:
+            result = json.loads(ev.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelError(
+                f"{ev} is missing or not JSON ({exc}); run `dxassist assist train --dataset "
+                f"{name}` to evaluate the model and write it"
+            ) from exc
+        if not isinstance(result, dict) or result.get("dataset") != name:
+            raise ModelError(f"{ev} is not the evaluation of {name}; re-run assist train")
+        result = with_current_published(result)
+        ev.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        (folder / f"{model.name}.md").write_text(card(model, result), encoding="utf-8")
+        print(f"re-rendered {folder / model.name}.md and .eval.json", flush=True)
+    return 0
+
+
 def _wrap(func: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         try:
@@ -239,6 +271,14 @@ def register(sub: Any) -> None:
     tr.add_argument("--dataset", required=True, help=f"{names} or all")
     tr.add_argument("--out", help="folder (default models/assist)")
     tr.set_defaults(func=_wrap(cmd_train))
+    ca = asub.add_parser(
+        "cards",
+        help="re-render model cards and eval JSON with the current published numbers "
+        "(no training, no re-evaluation)",
+    )
+    ca.add_argument("--dataset", required=True, help=f"{names} or all")
+    ca.add_argument("--dir", help="model folder (default models/assist)")
+    ca.set_defaults(func=_wrap(cmd_cards))
     sy = asub.add_parser("symptoms", help="list a dataset's symptom vocabulary")
     sy.add_argument("--dataset", required=True, help=names)
     sy.add_argument("--json", action="store_true")

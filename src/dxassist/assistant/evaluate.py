@@ -27,6 +27,15 @@ BOOT_SEED = 7
 
 @dataclass(frozen=True)
 class Published:
+    """A published number to show next to ours.
+
+    ``verified`` is True only when the number was read in the cited source (a README
+    table at a pinned commit, or the paper text), as written here. Recalled numbers, and
+    numbers seen only in a third-party transcription, stay ``verified=False``. Methods
+    tagged "re-run" are re-implementations reported by the cited source, not the
+    original paper's own number. Sources and caveats: notes/issue-8-citations.md.
+    """
+
     method: str
     top1: float | None
     turns: float | None
@@ -35,48 +44,92 @@ class Published:
     note: str = ""
 
 
-_IMCS = "IMCS-21 README table (DDP task, test), lemuria-wchen/imcs21, via mz10/PROVENANCE.md"
-_REC = "recalled in PROVENANCE.md, not re-checked"
+_IMCS = (
+    "lemuria-wchen/imcs21@91f919eb15099a38a3c9a120cc9cacc5f77dfb8b README.md, "
+    "'Results of DDP Task' table (Acc, # Turns)"
+)
+_OMCB = (
+    "Guardianzc/DISCOpen-MedBox-DialoDiagnosis@16a7acb6303890ca7e0a6a8d97936f2b6305ecdc "
+    "Readme.md, 'Experiment' tables (Acc., Avg.T)"
+)
+_COD = (
+    "Chen J. et al., CoD, arXiv:2407.13301v2, Table 3 (w/ inquiry, at most 5 turns; "
+    "read in a text copy of the paper)"
+)
+_DDXT3 = (
+    "DDXPlus paper (NeurIPS 2022 D&B) Table 3, as transcribed in a third-party note; "
+    "not checked against the paper"
+)
+_REC = "recalled in PROVENANCE.md; not found in any stored source"
+_MZ10_V = (
+    "OMCB lists the same numbers for an MZ-10 of 3,745 cases / 318 symptoms (ours 4,116 / 331)"
+)
+_MZ4B = "OMCB's MZ-4 has 1,733 cases and 230 symptoms, as ours; split not compared"
+_NOT_SUB = "GTPA@1 on the full 134,529-patient test, not this 2,611 subset"
+_KR_CKPT = "Medical_DS@3791c74 ships checkpoints/exp_models/KR-DQN/test_0.739.pth.tar (not a table)"
 PUBLISHED: dict[str, list[Published]] = {
     "mz10": [
-        Published("DQN", 0.408, 9.75, _IMCS, True),
-        Published("REFUEL", 0.505, 5.50, _IMCS, True),
-        Published("KR-DQN", 0.485, 5.95, _IMCS, True),
-        Published("GAMP", 0.500, 1.78, _IMCS, True),
-        Published("HRL", 0.556, 6.99, _IMCS, True),
+        Published("DQN", 0.408, 9.75, _IMCS, True, _MZ10_V),
+        Published("REFUEL", 0.505, 5.50, _IMCS, True, _MZ10_V),
+        Published("KR-DQN", 0.485, 5.95, _IMCS, True, _MZ10_V),
+        Published("GAMP", 0.500, 1.78, _IMCS, True, _MZ10_V),
+        Published("HRL", 0.556, 6.99, _IMCS, True, _MZ10_V),
         Published("DxFormer", None, None, _REC, False, "about 0.6-0.65"),
     ],
     "mz4": [
         Published("SVM (explicit + implicit)", 0.71, None, "Wei et al. ACL 2018; " + _REC, False),
         Published("Basic DQN", 0.65, None, "Wei et al. ACL 2018; " + _REC, False),
-        Published("KR-DQN", 0.73, None, "Xu et al. AAAI 2019; " + _REC, False),
+        Published("KR-DQN", 0.73, None, "Xu et al. AAAI 2019; " + _REC, False, _KR_CKPT),
         Published("GAMP", 0.73, None, "Xia et al. AAAI 2020; " + _REC, False),
         Published("Diaformer", 0.74, None, "Chen et al. AAAI 2022; " + _REC, False, "0.74-0.75"),
         Published("DxFormer / CoAD", None, None, _REC, False, "about 0.75-0.77"),
+        Published("Basic DQN (CoD re-run, <=5 turns)", 0.641, 2.9, _COD, True),
+        Published("HRL (CoD re-run, <=5 turns)", 0.676, 2.8, _COD, True),
+        Published("Diaformer (CoD re-run, <=5 turns)", 0.722, 5.0, _COD, True),
+        Published("MTDiag (CoD re-run, <=5 turns)", 0.726, 5.0, _COD, True),
     ],
     "dxy": [
         Published("KR-DQN", 0.64, None, "Xu et al. AAAI 2019; " + _REC, False),
         Published("GAMP", 0.65, None, "Xia et al. AAAI 2020; " + _REC, False),
         Published("Diaformer", 0.83, None, "Chen et al. AAAI 2022; " + _REC, False),
         Published("DxFormer / CoAD", None, None, _REC, False, "about 0.85-0.87"),
+        Published("Flat-DQN (OMCB re-run)", 0.731, 1.96, _OMCB, True),
+        Published("KR-DS (OMCB re-run)", 0.740, 5.65, _OMCB, True),
+        Published("REFUEL (OMCB re-run)", 0.721, 3.11, _OMCB, True),
+        Published("GAMP (OMCB re-run)", 0.731, 2.84, _OMCB, True),
+        Published("HRL (OMCB)", 0.779, 8.61, _OMCB, True),
+        Published("Basic DQN (CoD re-run, <=5 turns)", 0.647, 2.5, _COD, True),
+        Published("HRL (CoD re-run, <=5 turns)", 0.702, 1.9, _COD, True),
+        Published("Diaformer (CoD re-run, <=5 turns)", 0.766, 4.8, _COD, True),
+        Published("MTDiag (CoD re-run, <=5 turns)", 0.761, 5.0, _COD, True),
     ],
     "gmd12": [
         Published("BR-Agent, MTDiag, SA-MPF, HAIformer", None, None, _REC, False,
                   "top-1 roughly 0.6-0.85; exact tables not retrieved"),
     ],
     "sd90": [
-        Published("HRL", 0.50, None, "Liao et al. 2020 / Zhong et al. 2022; " + _REC, False),
+        Published("Flat-DQN (OMCB re-run)", 0.343, 1.23, _OMCB, True),
+        Published("KR-DS (OMCB re-run)", 0.357, 6.24, _OMCB, True),
+        Published("REFUEL (OMCB re-run)", 0.347, 4.56, _OMCB, True),
+        Published("GAMP (OMCB re-run)", 0.267, 1.36, _OMCB, True),
+        Published("HRL-pretrained (OMCB re-run)", 0.452, 3.42, _OMCB, True),
+        Published("HRL (OMCB)", 0.504, 6.48, _OMCB, True),
         Published("Diaformer", None, None, _REC, False, "about 0.7+"),
     ],
     "ddxplus": [
-        Published("BASD (full 134,529-patient test)", 0.97, None,
-                  "DDXPlus paper Table 3; " + _REC, False, "GTPA@1; not this 2,611 subset"),
-        Published("AARLC (full test)", 0.75, None, "DDXPlus paper Table 3; " + _REC, False,
-                  "GTPA@1; not this 2,611 subset"),
+        Published("BASD, pathology-trained", 0.9715, 17.99, _DDXT3, False, _NOT_SUB),
+        Published("BASD, differential-trained", 0.6771, 17.86, _DDXT3, False, _NOT_SUB),
+        Published("AARLC, pathology-trained", 0.9921, 6.73, _DDXT3, False, _NOT_SUB),
+        Published("AARLC, differential-trained", 0.7539, 25.75, _DDXT3, False, _NOT_SUB),
     ],
     "mz4-1733": [
+        Published("Flat-DQN (OMCB re-run)", 0.681, 1.27, _OMCB, True, _MZ4B),
+        Published("KR-DS (OMCB re-run)", 0.678, 4.61, _OMCB, True, _MZ4B),
+        Published("REFUEL (OMCB re-run)", 0.716, 5.01, _OMCB, True, _MZ4B),
+        Published("GAMP (OMCB re-run)", 0.644, 2.93, _OMCB, True, _MZ4B),
+        Published("HRL (OMCB)", 0.735, 5.08, _OMCB, True, _MZ4B),
         Published("DxFormer", None, None, "not retrieved", False,
-                  "DxFormer reports this version; its number was not looked up"),
+                  "DxFormer reports this version; its number was not found"),
     ],
 }  # fmt: skip
 
@@ -187,6 +240,20 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
+def _pub(v: float) -> str:
+    """A published number with the digits it was published with (3 or 4 decimals)."""
+    s = f"{v:.3f}"
+    return s if abs(float(s) - v) < 1e-9 else f"{v:.4f}"
+
+
+def with_current_published(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` with its published numbers replaced by the current ``PUBLISHED`` list
+    (for re-rendering a card or eval JSON without re-evaluating)."""
+    out = dict(result)
+    out["published"] = [p.__dict__ for p in PUBLISHED.get(str(result["dataset"]), [])]
+    return out
+
+
 def table(result: dict[str, Any]) -> str:
     """The benchmark table as plain text."""
     r = result
@@ -206,16 +273,18 @@ def table(result: dict[str, Any]) -> str:
     ]
     for p in r["published"]:
         mark = "" if p["verified"] else " *"
-        top1 = _fmt(p["top1"]) if p["top1"] is not None else (p["note"] or "-")
+        top1 = _pub(p["top1"]) if p["top1"] is not None else (p["note"] or "-")
         lines.append(
-            f"{(p['method'] + mark)[:38]:<38} {top1:>26} {'-':>26} {_fmt(p['turns'], 2):>22}"
+            f"{p['method'][: 38 - len(mark)] + mark:<38} {top1:>26} {'-':>26} "
+            f"{_fmt(p['turns'], 2):>22}"
         )
     lines += [
         "",
         f"symptom recall of the interview: {_fmt(r['symptom_recall'])}; ECE of interactive "
         f"top-1 probability: {_fmt(r['interactive_ece'])}",
-        "95% CIs: bootstrap over test cases. * = published number recalled, not verified "
-        "(see the model card for sources).",
+        "95% CIs: bootstrap over test cases. * = published number not verified in a "
+        "stored source (recalled, or only a third-party transcription). 're-run' = the "
+        "source's re-implementation, not the original paper's number.",
     ]
     if r.get("text_cases"):
         lines.append(
