@@ -371,3 +371,24 @@ def test_output_passes_dciodvfy_with_no_new_errors(
     plain = tmp_path / "plain.dcm"
     plain.write_bytes(_bytes(deidentify(pydicom.dcmread(rg1_uncr), SECRET).dataset))
     assert not _dciodvfy_errors(plain) - baseline
+
+
+def test_clean_descriptor_in_iso_2022_ir_58(rg1_uncr: Path) -> None:
+    ds = pydicom.dcmread(rg1_uncr)
+    ds.SpecificCharacterSet = ["", "ISO 2022 IR 58"]
+    raw = b"\x1b$)A" + "胸部正位".encode("gb2312")
+    ds[0x00081030] = pydicom.DataElement(0x00081030, "LO", raw)
+    arrived = pydicom.dcmread(io.BytesIO(_bytes(ds)))
+    assert deidentify(arrived, SECRET).dataset.StudyDescription == "CHEST FRONTAL"
+
+
+def test_overlay_plane_goes_with_its_data(rg1_uncr: Path) -> None:
+    ds = pydicom.dcmread(rg1_uncr)
+    ds.add_new(0x60000010, "US", 8)  # Overlay Rows
+    ds.add_new(0x60000011, "US", 8)  # Overlay Columns
+    ds.add_new(0x60000040, "CS", "G")  # Overlay Type
+    ds.add_new(0x60003000, "OW", b"\xff" * 8)  # Overlay Data (X)
+    ds.add_new(0x04000500, "SQ", pydicom.Sequence([Dataset()]))  # Encrypted Attributes
+    out = deidentify(ds, SECRET).dataset
+    assert not [t for t in list(out.keys()) if t >> 16 == 0x6000]
+    assert 0x04000500 not in out

@@ -89,6 +89,10 @@ _CLASS_UID_TAGS = frozenset(
 _DICOM_UID_ROOT = "1.2.840.10008."
 # X/Z sequences that are Type 2 in a radiography IOD: emptied, not removed.
 _TYPE2_SEQUENCES = frozenset({0x00400555})  # Acquisition Context Sequence (DX IOD)
+# Not in the table but removed all the same (stricter than the profile), with the reason.
+EXTRA_REMOVED: dict[int, str] = {
+    0x04000500: "Encrypted Attributes Sequence: the originals, encrypted for someone else",
+}
 # Type 1C attributes left with a dummy whose condition the profile removes: (attribute,
 # the attribute its presence requires).
 _ORPHANS = (
@@ -288,6 +292,8 @@ def plan(tag: int, vr: str, options: DeidOptions, *, top_level: bool = True) -> 
     if tag == PATIENT_ID or (tag == PATIENT_NAME and top_level):
         return "pseudonym", "keyed-hash pseudonym (a dummy value, allowed by Z and Z/D)"
     if rule is None:
+        if tag in EXTRA_REMOVED:
+            return "remove", EXTRA_REMOVED[tag]
         if BaseTag(tag).is_private:
             return "remove", "private attribute (no safe private attributes)"
         if tag & 0xFFFF == 0:
@@ -553,6 +559,16 @@ def _do(
             _set(ds, tag, vr, moved)
 
 
+def _drop_overlays_without_data(ds: Dataset) -> None:
+    """An overlay plane (group 60xx) whose Overlay Data the profile removed: the rest of
+    the group goes too (a plane without data is an invalid Overlay Plane module)."""
+    groups = {int(t) >> 16 for t in list(ds.keys()) if 0x6000 <= int(t) >> 16 <= 0x601E}
+    for group in groups:
+        if group % 2 == 0 and (group << 16 | 0x3000) not in ds:
+            for key in [t for t in list(ds.keys()) if int(t) >> 16 == group]:
+                del ds[key]
+
+
 def _top_text(ds: Dataset, tag: int, charset: CharacterSet, what: str) -> str | None:
     elem = ds.get_item(tag)
     if elem is None:
@@ -582,6 +598,7 @@ def deidentify(source: Dataset, secret: bytes, options: DeidOptions | None = Non
     for orphan, needs in _ORPHANS:
         if orphan in ds and needs not in ds:
             del ds[orphan]
+    _drop_overlays_without_data(ds)
     ds.PatientIdentityRemoved = "YES"
     codes = method_codes(options)
     ds.DeidentificationMethod = [f"{STANDARD_EDITION} Annex E", *(m for _, m in codes[1:])]

@@ -114,9 +114,19 @@ class LinkStore:
         if not path.exists():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             os.close(fd)
+        check = hmac.new(key, b"dxassist-link-key-check", hashlib.sha256).digest()
         with contextlib.closing(self._connect()) as conn, conn:
             conn.execute(_SCHEMA)
             conn.execute("CREATE INDEX IF NOT EXISTS link_study ON link (study)")
+            conn.execute("CREATE TABLE IF NOT EXISTS key_check (digest BLOB NOT NULL)")
+            row = conn.execute("SELECT digest FROM key_check").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO key_check (digest) VALUES (?)", (check,))
+            elif not hmac.compare_digest(row[0], check):
+                raise LinkKeyError(
+                    f"{path} was written with a different link key (check {KEY_ENV} or "
+                    f"{KEY_FILE}); it cannot be decrypted with this one"
+                )
 
     @classmethod
     def open(cls, data_dir: Path) -> LinkStore:
