@@ -11,6 +11,7 @@ in any encoding the file uses. Also meant for the end-to-end PHI sweep (upload, 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,9 +80,12 @@ class _Encoder:
         found = {text.encode("utf-8")}
         ascii_part = "".join(c if ord(c) < 128 else " " for c in text).split()
         found.update(p.encode() for p in ascii_part if len(p) >= 6)
-        cjk = "".join(c for c in text if ord(c) >= 0x3400)
-        if cjk:
-            found.update({cjk.encode("gb18030"), cjk.encode("gb2312"), cjk.encode("utf-8")})
+        at = [i for i, c in enumerate(text) if ord(c) >= 0x3400]
+        if at:  # the Chinese part as written ("王^小东"), and each run of 2+ characters
+            parts = [text[at[0] : at[-1] + 1]]
+            parts += [r for r in re.findall(r"[\u3400-\u9fff]{2,}", text) if r not in parts]
+            for part in parts:
+                found.update(part.encode(codec) for codec in ("gb18030", "gb2312", "utf-8"))
         if ascii_part == [text]:
             found = {text.encode("ascii")}
         return tuple(sorted(found))

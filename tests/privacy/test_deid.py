@@ -3,6 +3,7 @@ of the table planted, consistency of pseudonyms and references, dates, validity.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import io
@@ -132,17 +133,31 @@ def _allowed(p: Planted, options: DeidOptions) -> bool:
     return options.retain_modified_dates and p.vr == "TM"
 
 
+def _leaks(data: bytes, planted: list[Planted], options: DeidOptions) -> list[str]:
+    return [
+        f"{p.name}: {needle!r}"
+        for p in planted
+        if not _allowed(p, options)
+        for needle in p.needles
+        if needle in data
+    ]
+
+
 def test_no_planted_value_survives(run: Run) -> None:
-    options = DeidOptions()
     for data in run.files:
-        leaks = [
-            f"{p.name}: {needle!r}"
-            for p in run.planted
-            if not _allowed(p, options)
-            for needle in p.needles
-            if needle in data
-        ]
+        leaks = _leaks(data, run.planted, DeidOptions())
         assert not leaks, f"{len(leaks)} planted values found, e.g. {leaks[:10]}"
+
+
+def test_sweep_finds_a_leak(run: Run) -> None:
+    """A negative control: a name put back into the output is found, in its encoding."""
+    source = pydicom.dcmread(io.BytesIO(_bytes(run.inputs[0])))
+    leaky = copy.deepcopy(run.outputs[0].dataset)
+    leaky[0x00101001] = source.get_item(0x00101001)  # Other Patient Names, raw bytes
+    found = _leaks(_bytes(leaky), run.planted, DeidOptions())
+    own = [f for f in found if f.startswith("Other Patient Names: ")]
+    assert [f for f in own if "PHIPN" in f]
+    assert [f for f in own if "\\x" in f]  # the Chinese part, as bytes of the charset
 
 
 def test_sweep_checks_what_it_claims(run: Run) -> None:

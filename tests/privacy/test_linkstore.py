@@ -77,8 +77,8 @@ def test_raw_file_shows_no_identifier(tmp_path: Path, records: list[LinkRecord])
     for value in secrets_in_file:
         assert value is not None
         assert value.encode() not in raw, value
-    for encoding in ("utf-8", "gb18030"):
-        assert "王".encode(encoding) not in raw
+    for encoding in ("utf-8", "gb18030"):  # long enough not to occur in ciphertext by chance
+        assert "王^小东".encode(encoding) not in raw
     assert stat.S_IMODE(os.stat(tmp_path / STORE_FILE).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(tmp_path / KEY_FILE).st_mode) == 0o600
 

@@ -371,14 +371,20 @@ def method_codes(options: DeidOptions) -> list[tuple[str, str]]:
     return codes
 
 
+def dictionary_vr(tag: int) -> str:
+    """The VR of a tag from the data dictionary; UN if unknown or ambiguous ("US or SS")."""
+    try:
+        vr = dictionary_VR(tag)
+    except KeyError:
+        return "UN"
+    return "UN" if " or " in vr else vr
+
+
 def _vr_of(elem: DataElement | RawDataElement, tag: int) -> str:
     vr = elem.VR
     if vr is None:
-        try:
-            vr = dictionary_VR(tag)
-        except KeyError:
-            vr = "UN"
-    return vr if vr in ("SQ", "UI") or " or " not in vr else "UN"
+        return dictionary_vr(tag)
+    return "UN" if " or " in vr else vr
 
 
 def _raw_bytes(elem: DataElement | RawDataElement) -> bytes | None:
