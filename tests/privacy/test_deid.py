@@ -407,3 +407,20 @@ def test_overlay_plane_goes_with_its_data(rg1_uncr: Path) -> None:
     out = deidentify(ds, SECRET).dataset
     assert not [t for t in list(out.keys()) if t >> 16 == 0x6000]
     assert 0x04000500 not in out
+
+
+def test_safe_private_list(rg1_uncr: Path) -> None:
+    ds = pydicom.dcmread(rg1_uncr)
+    ds.add_new(0x00190010, "LO", "ACME EXPOSURE")
+    ds.add_new(0x00191001, "DS", "2.5")  # on the safe list
+    ds.add_new(0x00191002, "LO", "PHIOPERATOR")  # same block, not on it
+    ds.add_new(0x00190011, "LO", "ACME OTHER")
+    ds.add_new(0x00191101, "DS", "7")  # same element byte, other creator
+    default = deidentify(ds, SECRET).dataset
+    assert not [e for e in default if e.tag.is_private]
+    options = DeidOptions(safe_private=frozenset({(0x0019, "ACME EXPOSURE", 0x01)}))
+    out = deidentify(ds, SECRET, options).dataset
+    assert sorted(int(e.tag) for e in out if e.tag.is_private) == [0x00190010, 0x00191001]
+    assert out[0x00191001].value == "2.5"
+    codes = [i.CodeValue for i in out.DeidentificationMethodCodeSequence]
+    assert codes[-1] == "113111"

@@ -199,9 +199,9 @@ CLEAN_WORDS: dict[str, str] = {
 _WORD = re.compile(r"[A-Za-z]+|[0-9]+|[\u3400-\u9fff]+|[^\sA-Za-z0-9\u3400-\u9fff]")
 _SEPARATORS = frozenset("-_/\\,.;:+&()^=")
 
-# Private attributes kept: none. (A site that needs one, e.g. a vendor's exposure index,
-# adds it here as (group, private creator, element byte) with a reason, and the Retain
-# Safe Private Option code 113111 is then added to the method sequence.)
+# Private attributes kept by default: none. (A site that needs one, e.g. a vendor's
+# exposure index, passes it as DeidOptions(safe_private=...) with a reason; the Retain Safe
+# Private Option code 113111 is then declared in the output.)
 SAFE_PRIVATE_TAGS: frozenset[tuple[int, str, int]] = frozenset()
 
 _DATE_VRS = frozenset({"DA", "DT", "TM"})
@@ -235,6 +235,9 @@ class DeidOptions:
     retain_modified_dates: bool = True  # Retain Longitudinal Temporal Info, Modified Dates
     clean_descriptors: bool = True  # Clean Descriptors
     retain_patient_characteristics: bool = True  # age and sex, which the reader uses
+    # Retain Safe Private Option (113111) when not empty: (group, private creator, element
+    # byte) of private attributes known to hold no identifying data. Default: none.
+    safe_private: frozenset[tuple[int, str, int]] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -368,6 +371,8 @@ def method_codes(options: DeidOptions) -> list[tuple[str, str]]:
         codes.append(("113107", "Retain Longitudinal Temporal Information Modified Dates Option"))
     if options.retain_patient_characteristics:
         codes.append(("113108", "Retain Patient Characteristics Option"))
+    if options.safe_private:
+        codes.append(("113111", "Retain Safe Private Option"))
     return codes
 
 
@@ -482,6 +487,26 @@ def _charset_of(ds: Dataset, inherited: CharacterSet) -> CharacterSet:
     return parse_character_set(raw if raw is not None else elem.value)
 
 
+def _safe_private(ds: Dataset, tag: int, safe: frozenset[tuple[int, str, int]]) -> bool:
+    """Whether a private attribute (or the private creator of one) is on the safe list."""
+    group, element = tag >> 16, tag & 0xFFFF
+    if 0x0010 <= element <= 0x00FF:
+        creator_tag, low = tag, None
+    elif element >= 0x1000:
+        creator_tag, low = (group << 16) | (element >> 8), element & 0xFF
+    else:
+        return False
+    creator_elem = ds.get_item(creator_tag)
+    if creator_elem is None:
+        return False
+    raw = _raw_bytes(creator_elem)
+    value = raw.decode("latin-1") if raw is not None else str(creator_elem.value)
+    creator = value.strip(" \x00")
+    if low is None:
+        return any(g == group and c == creator for g, c, _e in safe)
+    return (group, creator, low) in safe
+
+
 def _apply(ds: Dataset, ctx: _Context, charset: CharacterSet, top_level: bool) -> None:
     charset = _charset_of(ds, charset)
     for key in list(ds.keys()):
@@ -489,6 +514,9 @@ def _apply(ds: Dataset, ctx: _Context, charset: CharacterSet, top_level: bool) -
         elem = ds.get_item(tag)
         if elem is None:
             continue
+        safe = ctx.options.safe_private
+        if safe and BaseTag(tag).is_private and _safe_private(ds, tag, safe):
+            continue  # Retain Safe Private Option: kept as it is
         vr = _vr_of(elem, tag)
         op, _ = plan(tag, vr, ctx.options, top_level=top_level)
         _do(ds, tag, vr, op, elem, ctx, charset, top_level)
@@ -498,9 +526,12 @@ def _set(ds: Dataset, tag: int, vr: str, value: Any) -> None:
     ds[tag] = DataElement(tag, vr, value)
 
 
-def _dummy(ds: Dataset, tag: int, vr: str, ctx: _Context) -> None:
-    if vr == "UI":
-        _set(ds, tag, vr, ctx.uid(f"dummy:{tag:08X}"))
+def _dummy(
+    ds: Dataset, tag: int, vr: str, elem: DataElement | RawDataElement, ctx: _Context
+) -> None:
+    if vr == "UI":  # a UID with D: like U, so that references stay consistent
+        values = [ctx.uid(v) for v in _uid_values(elem)] or [pseudo_uid(f"{tag:08X}", ctx.secret)]
+        _set(ds, tag, vr, values[0] if len(values) == 1 else values)
     elif vr in _TEXT_VRS:
         _set(ds, tag, vr, _DUMMY_TEXT)
     elif vr in _BINARY_VRS:
@@ -530,7 +561,7 @@ def _do(
     elif op == "empty":
         _set(ds, tag, vr, Sequence([]) if vr == "SQ" else None)
     elif op == "dummy":
-        _dummy(ds, tag, vr, ctx)
+        _dummy(ds, tag, vr, elem, ctx)
     elif op == "uid":
         values = _uid_values(elem)
         if tag not in _EXACT and all(v.startswith(_DICOM_UID_ROOT) for v in values):
@@ -543,7 +574,13 @@ def _do(
         else:
             _set(ds, tag, vr, ctx.pseudonym)
     elif op == "recurse":
-        for item in ds[tag].value:
+        try:
+            items = ds[tag].value
+        except Exception:  # a sequence pydicom cannot parse: nothing of it is kept
+            ctx.notes.append(f"{_name(tag)}: sequence could not be read; removed")
+            del ds[tag]
+            return
+        for item in items:
             _apply(item, ctx, charset, top_level=False)
     elif op == "clean":
         cleaned = _clean_descriptor(_text(elem, charset, _name(tag)))
