@@ -126,6 +126,9 @@ def render_markdown() -> str:
         "",
         "- Private attributes (odd groups): removed at every depth. Safe private attributes"
         + (": none." if not SAFE_PRIVATE_TAGS else ": " + repr(sorted(SAFE_PRIVATE_TAGS)) + "."),
+        "  A site can pass `DeidOptions(safe_private={(group, private creator, element byte)})`",
+        "  for attributes it has checked; they are then kept and 113111 Retain Safe Private",
+        "  Option is declared.",
         "- Removed although not in the table: "
         + "; ".join(f"({t >> 16:04X},{t & 0xFFFF:04X}) {why}" for t, why in EXTRA_REMOVED.items())
         + ". Group lengths (gggg,0000) are removed.",
