@@ -424,3 +424,17 @@ def test_safe_private_list(rg1_uncr: Path) -> None:
     assert out[0x00191001].value == "2.5"
     codes = [i.CodeValue for i in out.DeidentificationMethodCodeSequence]
     assert codes[-1] == "113111"
+
+
+def test_dataset_without_file_meta_keeps_its_encoding(rg1_uncr: Path) -> None:
+    """As from C-STORE: no File Meta; the output says the encoding the data came in."""
+    ds = pydicom.dcmread(rg1_uncr)
+    del ds.file_meta
+    buf = io.BytesIO()
+    pydicom.dcmwrite(buf, ds, implicit_vr=True, little_endian=True)
+    bare = pydicom.dcmread(io.BytesIO(buf.getvalue()), force=True)
+    assert "TransferSyntaxUID" not in getattr(bare, "file_meta", {})
+    out = deidentify(bare, SECRET).dataset
+    assert out.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
+    again = pydicom.dcmread(io.BytesIO(_bytes(out)))
+    assert again.PixelData == ds.PixelData

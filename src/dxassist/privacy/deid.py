@@ -54,6 +54,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dxassist.imaging.charset import CharacterSet, decode_text, parse_character_set
 from dxassist.privacy.deid_table import BASIC_PROFILE, STANDARD_EDITION
@@ -663,6 +664,10 @@ def deidentify(source: Dataset, secret: bytes, options: DeidOptions | None = Non
         meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     if old_meta is not None and "TransferSyntaxUID" in old_meta:
         meta.TransferSyntaxUID = old_meta.TransferSyntaxUID
+    else:  # no File Meta (a dataset from the network): the encoding it was read with
+        implicit, little = getattr(source, "original_encoding", (None, None))
+        if little and implicit is not None:
+            meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
     ds.file_meta = meta
     ds.preamble = b"\x00" * 128
 
