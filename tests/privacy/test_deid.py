@@ -438,3 +438,16 @@ def test_dataset_without_file_meta_keeps_its_encoding(rg1_uncr: Path) -> None:
     assert out.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
     again = pydicom.dcmread(io.BytesIO(_bytes(out)))
     assert again.PixelData == ds.PixelData
+
+
+def test_dataset_built_in_code(rg1_uncr: Path) -> None:
+    """Values set in Python (not read from bytes): names, multi-valued UIDs."""
+    ds = pydicom.dcmread(rg1_uncr)
+    ds.PatientName = "Wang^Wei"
+    ds.PatientID = "PHIPID-CODE"
+    ds.FailedSOPInstanceUIDList = ["1.2.826.0.1.3680043.10.999.7", "1.2.826.0.1.3680043.10.999.8"]
+    out = deidentify(ds, SECRET)
+    assert out.record.patient_name == "Wang^Wei"
+    assert out.record.patient_id == "PHIPID-CODE"
+    failed = out.dataset.FailedSOPInstanceUIDList
+    assert list(failed) == [pseudo_uid(u, SECRET) for u in ds.FailedSOPInstanceUIDList]

@@ -45,13 +45,13 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -406,9 +406,9 @@ def _text(elem: DataElement | RawDataElement, charset: CharacterSet, what: str) 
     value = elem.value
     if value is None:
         return ""
-    if isinstance(value, Iterable) and not isinstance(value, str):
+    if isinstance(value, MultiValue | list | tuple):
         return "\\".join(str(v) for v in value)
-    return str(value).strip(" \x00")
+    return str(value).strip(" \x00")  # str, PersonName, DA ...
 
 
 def _uid_values(elem: DataElement | RawDataElement) -> list[str]:
@@ -417,10 +417,10 @@ def _uid_values(elem: DataElement | RawDataElement) -> list[str]:
         text = raw.decode("ascii", "replace")
     elif elem.value is None:
         return []
-    elif isinstance(elem.value, str):
-        text = elem.value
-    else:
+    elif isinstance(elem.value, MultiValue | list | tuple):
         text = "\\".join(str(v) for v in elem.value)
+    else:
+        text = str(elem.value)
     return [v.strip(" \x00") for v in text.split("\\") if v.strip(" \x00")]
 
 
