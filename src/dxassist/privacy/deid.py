@@ -536,7 +536,7 @@ def _dummy(
     elif vr in _TEXT_VRS:
         _set(ds, tag, vr, _DUMMY_TEXT)
     elif vr in _BINARY_VRS:
-        _set(ds, tag, vr, b"\x00\x00" if vr != "OD" and vr != "OV" else b"\x00" * 8)
+        _set(ds, tag, vr, b"\x00" * {"OD": 8, "OV": 8, "OF": 4, "OL": 4}.get(vr, 2))
     elif vr in _DUMMY:
         _set(ds, tag, vr, _DUMMY[vr])
     elif vr == "SQ":
