@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import io
 import logging
 import os
@@ -29,11 +30,22 @@ from dxassist.errors import InputError, NotARadiographError
 from dxassist.imaging import load_bytes
 from dxassist.imaging.radiograph import Radiograph
 from dxassist.pipeline import check_readable
-from dxassist.privacy import load_or_create_site_secret, patient_key
+from dxassist.privacy import (
+    DeidOptions,
+    LinkRecord,
+    deidentify,
+    load_or_create_site_secret,
+    patient_key,
+    strip_image_metadata,
+)
+from dxassist.privacy.linkstore import LinkStore
 from dxassist.store import repository
 from dxassist.store.models import Study, new_id, utcnow
 
 FILES_DIR = "files"
+#: PS3.15 Basic Profile with Clean Descriptors, Retain Longitudinal Temporal Information
+#: with Modified Dates and Retain Patient Characteristics (age, sex: the reader uses them).
+DEID_OPTIONS = DeidOptions()
 log = logging.getLogger(__name__)
 
 
@@ -148,13 +160,53 @@ def _text(value: str) -> str:
 
 @dataclass(frozen=True)
 class _Checked:
-    """What is kept of a validated file until it is stored: bytes and metadata, no pixels
-    (a decoded chest film is 10-60 MB of float32; many in one upload would exhaust memory)."""
+    """What is kept of a validated file until it is stored: the bytes to store (DICOM
+    de-identified, PNG/JPEG without metadata), metadata, the link record of a DICOM file
+    (original -> pseudonymous identifiers, for the encrypted link store); no pixels (a
+    decoded chest film is 10-60 MB of float32; many in one upload would exhaust memory)."""
 
     data: bytes
     filename: str
     sha256: str
     fields: dict[str, Any]
+    link: LinkRecord | None = None
+
+
+def _fingerprint(data: bytes, secret: bytes) -> str:
+    """Keyed hash of the received bytes (the same bytes are the same study): unlike a plain
+    SHA-256 it is no fingerprint of identifiable data to anyone without the site secret."""
+    return hmac.new(secret, data, hashlib.sha256).hexdigest()
+
+
+def _deidentified(data: bytes, filename: str, secret: bytes) -> tuple[bytes, LinkRecord]:
+    """`data` (a DICOM file) de-identified by the PS3.15 Basic Profile, as bytes to store."""
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data))
+        result = deidentify(ds, secret, DEID_OPTIONS)
+        buffer = io.BytesIO()
+        result.dataset.save_as(buffer, enforce_file_format=True)
+    except Exception as exc:
+        log.warning("%s: de-identification failed: %s: %s", filename, type(exc).__name__, exc)
+        raise InputError(
+            f"{filename}: the file cannot be de-identified ({type(exc).__name__}), so it is not "
+            "stored; export it again from the modality or PACS"
+        ) from None
+    return buffer.getvalue(), result.record
+
+
+def _pseudonymised(fields: dict[str, Any], record: LinkRecord, source: str) -> None:
+    """Put the pseudonymous UIDs (as stored in the de-identified file) into `fields`."""
+    # a UID that was missing or invalid in the original stays None (and is refused over
+    # DICOM): the pseudonym of garbage is a valid-looking UID
+    for key, pseudo in (
+        ("study_instance_uid", record.pseudo_study_instance_uid),
+        ("series_instance_uid", record.pseudo_series_instance_uid),
+        ("sop_instance_uid", record.pseudo_sop_instance_uid),
+    ):
+        fields[key] = pseudo if fields.get(key) else None
+    if source == "dicom" and fields["sop_instance_uid"]:
+        # over the network the "file name" is the instance UID: keep only the pseudonym
+        fields["original_filename"] = f"{fields['sop_instance_uid']}.dcm"
 
 
 def _header_fields(data: bytes, filename: str, secret: bytes, reason: str) -> dict[str, Any]:
@@ -195,6 +247,7 @@ def _check(
     *,
     keep_non_chest: bool = False,
     max_bytes: int | None = None,
+    source: str = "upload",
 ) -> _Checked:
     try:
         radiograph = validate(data, filename, max_bytes)
@@ -202,7 +255,9 @@ def _check(
         if not keep_non_chest:
             raise
         kept = _header_fields(data, filename, secret, str(exc).removeprefix(f"{filename}: "))
-        return _Checked(data, filename, hashlib.sha256(data).hexdigest(), kept)
+        stored, record = _deidentified(data, filename, secret)
+        _pseudonymised(kept, record, source)
+        return _Checked(stored, filename, _fingerprint(data, secret), kept, record)
     meta = radiograph.meta
     rows, columns = radiograph.pixels.shape
     warnings = [_text(w) for w in radiograph.warnings]
@@ -220,7 +275,12 @@ def _check(
         "patient_sex": _code(meta.patient_sex, "Patient Sex", 16, warnings),
     }
     fields["warnings"] = warnings
-    return _Checked(data, filename, hashlib.sha256(data).hexdigest(), fields)
+    if meta.source_format == "dicom":
+        stored, record = _deidentified(data, filename, secret)
+        _pseudonymised(fields, record, source)
+        return _Checked(stored, filename, _fingerprint(data, secret), fields, record)
+    # PNG/JPEG: the pixels only; EXIF, XMP, text chunks and comments are dropped
+    return _Checked(strip_image_metadata(data), filename, _fingerprint(data, secret), fields)
 
 
 def receive_files(
@@ -258,6 +318,7 @@ def receive_files(
                 secret,
                 keep_non_chest=keep_non_chest,
                 max_bytes=settings.max_upload_bytes,
+                source=source,
             )
         except InputError as exc:
             problems.append((filename, str(exc)))
@@ -300,6 +361,7 @@ def _store(
     out: list[Received] = []
     written: list[Path] = []
     seen: dict[str, Study] = {}
+    links: LinkStore | None = None
     try:
         for item in checked:
             earlier = seen.get(item.sha256) or repository.find_by_sha256(session, item.sha256)
@@ -313,6 +375,11 @@ def _store(
             target = settings.data_dir / relpath
             write_durably(target, item.data)
             written.append(target)
+            if item.link is not None:
+                # before the row commits: a study is never stored without its way back to
+                # the PACS (a stray record, if the commit then fails, is harmless)
+                links = links or LinkStore.open(settings.data_dir)
+                links.put(item.link)
             study = repository.add_received(
                 session,
                 study_id=study_id,

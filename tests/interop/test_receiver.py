@@ -25,6 +25,8 @@ from dxassist.config import Settings
 from dxassist.cxr.runtime import CxrModel
 from dxassist.interop.receiver import DicomReceiver
 from dxassist.jobs import Worker
+from dxassist.privacy import load_or_create_site_secret
+from dxassist.privacy.deid import pseudo_uid
 from dxassist.store.models import Study, StudyStatus
 from tests.interop.dicomize import film_as_cr, manifest_test_films
 
@@ -100,10 +102,16 @@ def test_echoscu_and_a_storescu_batch_of_real_films_all_reach_ready(
     assert len(got) == len(paths) + 2
     assert all(s.source == "dicom" and s.calling_ae == "MODALITY1" for s in got)
     assert all(s.status == StudyStatus.RECEIVED for s in got)  # stored, not yet analysed
-    # the J2K instance arrived compressed and was stored as sent
-    j2k_study = next(
-        s for s in got if s.sop_instance_uid == pydicom.dcmread(rg1_j2kr).SOPInstanceUID
-    )
+    # the J2K instance arrived compressed and was stored (de-identified) still compressed;
+    # the database knows it by its pseudonymous UID only
+    secret = load_or_create_site_secret(receiver.settings.data_dir)
+
+    def pseudo(path: Path) -> str:
+        return pseudo_uid(
+            str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID), secret
+        )
+
+    j2k_study = next(s for s in got if s.sop_instance_uid == pseudo(rg1_j2kr))
     kept = pydicom.dcmread(Path(receiver.settings.data_dir) / j2k_study.file_path)
     assert kept.file_meta.TransferSyntaxUID == pydicom.uid.JPEG2000Lossless
 
@@ -114,8 +122,8 @@ def test_echoscu_and_a_storescu_batch_of_real_films_all_reach_ready(
     ]
     # the lossless J2K copy of the CR reads like the uncompressed one
     by_uid = {s.sop_instance_uid: s for s in done}
-    a = by_uid[pydicom.dcmread(rg1_uncr).SOPInstanceUID].probabilities
-    b = by_uid[pydicom.dcmread(rg1_j2kr).SOPInstanceUID].probabilities
+    a = by_uid[pseudo(rg1_uncr)].probabilities
+    b = by_uid[pseudo(rg1_j2kr)].probabilities
     assert a and b and max(abs(a[k] - b[k]) for k in a) < 1e-4
     assert receiver.counts["stored"] == len(got)
 

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from pathlib import Path
 
+import pydicom
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
@@ -10,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from dxassist.config import Settings
 from dxassist.errors import InputError
+from dxassist.imaging import load_bytes
 from dxassist.ingest import ReceiveError, receive_file, receive_files
 from dxassist.privacy import patient_key
 from dxassist.store import Study, StudyStatus, make_engine, make_session_factory
@@ -34,8 +37,19 @@ def test_receive_real_file(
     stored = settings.data_dir / study.file_path
     assert stored.is_file()
     assert stored_files(settings) == [stored]  # no temp file left behind
-    assert study.sha256 == hashlib.sha256(data).hexdigest()
-    assert hashlib.sha256(stored.read_bytes()).hexdigest() == study.sha256
+    # the fingerprint is keyed with the site secret (no plain hash of identifiable bytes)
+    secret = (settings.data_dir / "site-secret").read_bytes().strip()
+    assert study.sha256 == hmac.new(secret, data, hashlib.sha256).hexdigest()
+    assert study.sha256 != hashlib.sha256(data).hexdigest()
+    # what is stored is not what was sent: DICOM de-identified, PNG without metadata,
+    # the pixels unchanged
+    kept = stored.read_bytes()
+    assert load_bytes(kept, "kept").pixels.tobytes() == load_bytes(data, "sent").pixels.tobytes()
+    if which == "rg1_uncr":
+        ds = pydicom.dcmread(stored)
+        assert ds.PatientIdentityRemoved == "YES"
+        assert b"CompressedSamples" not in kept and b"9RG1" not in kept
+        assert ds.SOPInstanceUID == study.sop_instance_uid != pydicom.dcmread(path).SOPInstanceUID
     assert study.rows and study.columns
 
     session.expunge_all()

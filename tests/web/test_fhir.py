@@ -10,6 +10,8 @@ from fhir.resources.R4B.bundle import Bundle
 
 from dxassist.cxr.taxonomy import FINDINGS
 from dxassist.interop.codes import FINDING_CODES
+from dxassist.privacy import load_or_create_site_secret
+from dxassist.privacy.deid import pseudo_uid
 from tests.web.conftest import Service
 from tests.web.test_api import upload
 
@@ -48,11 +50,16 @@ def test_fhir_bundle_of_a_read_then_of_its_review(service: Service, rg1_uncr: Pa
     }
     (imaging,) = by_type["ImagingStudy"]
     assert report["resource"]["imagingStudy"][0]["reference"] == imaging["fullUrl"]
+    # the web API knows the study by its pseudonymous UIDs only (the originals are in the
+    # encrypted link store, for the integration path)
     source = pydicom.dcmread(rg1_uncr, stop_before_pixels=True)
-    assert imaging["resource"]["identifier"][0]["value"] == f"urn:oid:{source.StudyInstanceUID}"
+    secret = load_or_create_site_secret(service.settings.data_dir)
+    study_uid = pseudo_uid(str(source.StudyInstanceUID), secret)
+    assert imaging["resource"]["identifier"][0]["value"] == f"urn:oid:{study_uid}"
     (series,) = imaging["resource"]["series"]
-    assert series["uid"] == source.SeriesInstanceUID
-    assert series["instance"][0]["uid"] == source.SOPInstanceUID
+    assert series["uid"] == pseudo_uid(str(source.SeriesInstanceUID), secret)
+    assert series["instance"][0]["uid"] == pseudo_uid(str(source.SOPInstanceUID), secret)
+    assert str(source.StudyInstanceUID) not in response.text
     # the patient is the pseudonym only: no name, no Patient ID
     (patient,) = by_type["Patient"]
     text = response.text

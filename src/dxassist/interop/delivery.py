@@ -16,7 +16,7 @@ import threading
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ from dxassist.config import Settings, SettingsError, parse_destination
 from dxassist.errors import DxAssistError
 from dxassist.ingest import write_durably
 from dxassist.interop.send import send
+from dxassist.privacy.linkstore import LinkKeyError, LinkStore, Originals
 from dxassist.store import repository
 from dxassist.store.models import Study, StudyStatus
 
@@ -143,6 +144,39 @@ def result_objects(settings: Settings, study: Study) -> list[Dataset]:
     return objects
 
 
+def reidentified(datasets: list[Dataset], originals: Originals | None) -> list[Dataset]:
+    """Copies of the result objects as the PACS knows the study: every pseudonymous UID
+    that came from the received image (study, series, SOP instance, frame of reference)
+    back to the original, the patient's ID and name, the accession number and the study
+    date restored from the link store. The objects kept on disk stay de-identified; these
+    copies exist only while they are sent."""
+    if originals is None:
+        return datasets
+    out: list[Dataset] = []
+    shift = originals.date_shift_days
+
+    def restore(ds: Dataset, elem: DataElement) -> None:
+        if elem.VR == "UI" and isinstance(elem.value, str) and elem.value in originals.uids:
+            elem.value = originals.uids[elem.value]
+        elif elem.VR == "UI" and isinstance(elem.value, MultiValue):
+            elem.value = [originals.uids.get(str(v), str(v)) for v in elem.value]
+
+    for ds in datasets:
+        copy_ = copy.deepcopy(ds)
+        copy_.walk(restore)
+        if originals.study_instance_uid:
+            copy_.StudyInstanceUID = originals.study_instance_uid
+        copy_.PatientID = originals.patient_id or ""
+        copy_.PatientName = originals.patient_name or ""
+        copy_.AccessionNumber = originals.accession_number or ""
+        study_date = str(copy_.get("StudyDate") or "")
+        if shift and len(study_date) == 8 and study_date.isdigit():
+            day = datetime.strptime(study_date, "%Y%m%d") - timedelta(days=shift)
+            copy_.StudyDate = day.strftime("%Y%m%d")
+        out.append(copy_)
+    return out
+
+
 def backoff(attempts: int, base_s: float = BASE_DELAY_S, max_s: float = MAX_DELAY_S) -> float:
     """Seconds to wait after the `attempts`-th failed attempt: base, 2x, 4x... up to max."""
     return float(min(max_s, base_s * 2 ** max(0, attempts - 1)))
@@ -248,7 +282,15 @@ class Sender:
                 destination = parse_destination(item.destination)
                 with self._build_lock:  # two destinations, one set of objects (same UIDs)
                     objects = result_objects(self.settings, study)
-            except (BuildError, SettingsError) as exc:
+                # the integration path is the one reader of the link store: the PACS gets
+                # the results under the study's original identifiers
+                originals = (
+                    LinkStore.open(self.settings.data_dir).original_uids(study.study_instance_uid)
+                    if study.study_instance_uid
+                    else None
+                )
+                objects = reidentified(objects, originals)
+            except (BuildError, SettingsError, LinkKeyError) as exc:
                 log.warning(
                     "results of study %s to %s cannot be sent: %s", study.id, item.destination, exc
                 )

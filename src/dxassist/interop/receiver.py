@@ -213,8 +213,9 @@ class DicomReceiver:
 
     def _on_store(self, event: Any) -> Dataset:
         calling = str(event.assoc.requestor.ae_title).strip()
-        sop_uid = str(event.request.AffectedSOPInstanceUID or "instance")
-        name = f"{sop_uid}.dcm"
+        sop_uid = str(event.request.AffectedSOPInstanceUID or "")
+        # the UIDs are identifiers: never in logs or error messages (the study id is)
+        name = "instance"
         try:
             data = event.encoded_dataset(include_meta=True)
         except Exception as exc:  # a dataset pynetdicom cannot even frame as a file
@@ -228,10 +229,8 @@ class DicomReceiver:
         if in_dataset and in_dataset != sop_uid:
             self._count("refused")
             log.warning(
-                "C-STORE from %s refused: request names %s, the dataset is %s",
+                "C-STORE from %s refused: the request's SOP Instance UID is not the dataset's",
                 calling,
-                sop_uid,
-                in_dataset,
             )
             return _status(DOES_NOT_MATCH, "SOP Instance UID differs from the C-STORE request's")
         limit = self.settings.max_upload_bytes

@@ -61,6 +61,8 @@ class Originals:
     patient_name: str | None
     accession_number: str | None
     uids: dict[str, str] = field(default_factory=dict)  # pseudo -> original
+    #: days the stored dates were moved by (add the opposite to get the originals back)
+    date_shift_days: int | None = None
 
 
 def _parse_key(text: str, where: str) -> bytes:
@@ -184,4 +186,5 @@ class LinkStore:
             patient_name=last.patient_name,
             accession_number=last.accession_number,
             uids=uids,
+            date_shift_days=last.date_shift_days,
         )
