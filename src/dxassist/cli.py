@@ -507,9 +507,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    logging.getLogger("highdicom").setLevel(logging.WARNING)
     if not 0 < args.port < 65536:
         _err(f"--port {args.port} is not a TCP port (1-65535)")
         return EXIT_USAGE
+    settings = apply_dicom_options(_service_settings(), args)  # bad settings first
     busy = _port_free(args.host, args.port)
     if busy:
         _err(
@@ -517,7 +519,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "Stop it or choose another --port"
         )
         return EXIT_USAGE
-    settings = apply_dicom_options(_service_settings(), args)
     if settings.dicom_port:
         busy = _port_free(args.dicom_host, settings.dicom_port, "--dicom-host")
         if busy:
@@ -552,7 +553,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dxassist",
-        description="AI second opinions for chest radiographs. " + DISCLAIMER,
+        description="AI second opinions for hospitals: chest radiograph reading with a "
+        "worklist and DICOM/FHIR integration, COVID-19 outcome risk from admission labs, and "
+        "a symptom-based diagnostic assistant. " + DISCLAIMER,
     )
     parser.add_argument("--version", action="version", version=f"dxassist {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -284,3 +284,47 @@ def test_f6_a_hung_pacs_does_not_hold_up_a_healthy_one(
         r.stop()
         good.server.shutdown()
         hung.close()
+
+
+def test_a_film_uploaded_first_then_sent_by_the_pacs_gets_its_results_back(
+    settings: Settings, sessions: sessionmaker[Session], model: CxrModel, rg1_uncr: Path
+) -> None:
+    """From a newcomer's trial: the README's upload, then the integration doc's storescu of
+    the same sample film, sent nothing to the PACS ("already received")."""
+    from dxassist.ingest import receive_files
+
+    pacs = Pacs([ExplicitVRLittleEndian])
+    s = Settings(
+        data_dir=settings.data_dir,
+        database_url=settings.database_url,
+        destinations=(DicomDestination("PACS", "127.0.0.1", pacs.port),),
+    )
+    with sessions() as session:
+        receive_files(s, session, [(rg1_uncr.read_bytes(), "chest.dcm")])  # the upload
+    Worker(s, model, sessions).drain()
+    r = DicomReceiver(s, sessions, port=0, host="127.0.0.1")
+    r.start()
+    sender = Sender(s, sessions)
+    try:
+        source = pydicom.dcmread(rg1_uncr, stop_before_pixels=True)
+        assert c_store(r.bound_port, pydicom.dcmread(rg1_uncr)) == 0
+        (study,) = studies(sessions)
+        assert study.source == "dicom"
+        sender.run_once(wait=True)
+        assert len(pacs.received) == 2
+        # the PACS gets them under the study's original identifiers, from the link store
+        for ds in pacs.received:
+            assert ds.StudyInstanceUID == source.StudyInstanceUID
+            assert ds.PatientID == source.PatientID
+        sr = next(ds for ds in pacs.received if ds.Modality == "SR")
+        refs = {
+            str(item.ReferencedSOPInstanceUID)
+            for item in sr.CurrentRequestedProcedureEvidenceSequence[0]
+            .ReferencedSeriesSequence[0]
+            .ReferencedSOPSequence
+        }
+        assert refs == {str(source.SOPInstanceUID)}
+    finally:
+        sender.stop()
+        r.stop()
+        pacs.server.shutdown()

@@ -335,8 +335,8 @@ def decode_text(
             return text, []
         label, better = guess
         return better, [
-            f"{what}: with {declared} the bytes read {text!r}, but they are valid "
-            f"{label} ({better!r}); used {label} - check the name and fix the sender's "
+            f"{what}: the bytes do not read as text with {declared}, but they are valid "
+            f"{label}; used {label} - check the name and fix the sender's "
             "character set setting"
         ]
     if charset.iso2022:
@@ -347,7 +347,7 @@ def decode_text(
         else:
             return text, [
                 f"{what}: ISO 2022 escape sequence not repeated after a delimiter "
-                f"(with {declared}); decoded as {text!r} anyway"
+                f"(with {declared}); decoded anyway"
             ]
     plain = _ESCAPE_RE.sub(b"", raw)
     for label, codec in (("UTF-8", "utf_8"), ("GB18030", "gb18030")):
@@ -358,11 +358,11 @@ def decode_text(
         if codec == "gb18030" and not _plausible_gb(plain, text):
             continue
         return text, [
-            f"{what}: bytes do not fit {declared}; read as {label} ({text!r}) - check "
+            f"{what}: bytes do not fit {declared}; read as {label} - check "
             "the name and fix the sender's character set setting"
         ]
     text = plain.decode("latin_1")
     return text, [
-        f"{what}: bytes fit neither {declared}, UTF-8 nor GB18030; shown as Latin-1 "
-        f"({text!r}), which may be wrong - check the name"
+        f"{what}: bytes fit neither {declared}, UTF-8 nor GB18030; shown as Latin-1, "
+        "which may be wrong - check the name"
     ]

@@ -103,6 +103,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    logging.getLogger("highdicom").setLevel(logging.WARNING)
     settings = apply_dicom_options(Settings.from_env(), args)
     sessions = _migrated_sessions(settings)
     try:

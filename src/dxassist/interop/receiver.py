@@ -42,11 +42,14 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from dxassist.config import Settings
-from dxassist.errors import DxAssistError
+from dxassist.config import Settings, SettingsError
 from dxassist.ingest import ReceiveError, receive_files
+from dxassist.store import repository
 
 log = logging.getLogger(__name__)
+# pynetdicom logs every request's UIDs at INFO and whole datasets at DEBUG: identifiers,
+# which must not reach dxassist's logs (warnings and errors are kept)
+logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 
 #: SOP classes that can hold a chest film: analysed when the content is one.
 RADIOGRAPH_SOP_CLASSES: tuple[UID, ...] = (
@@ -170,7 +173,7 @@ class DicomReceiver:
                 (self.host, self.port), block=False, evt_handlers=handlers
             )
         except OSError as exc:
-            raise DxAssistError(
+            raise SettingsError(
                 f"cannot listen for DICOM on {self.host}:{self.port} ({exc.strerror or exc}); "
                 "choose another --dicom-port or stop the program that uses it"
             ) from None
@@ -200,15 +203,34 @@ class DicomReceiver:
         with self._lock:
             self.counts[key] += 1
 
+    def _adopt(self, study_id: str, calling: str) -> int:
+        """The PACS sent a study dxassist had already (uploaded earlier): send it the results."""
+        destinations = [str(d) for d in self.settings.destinations]
+        if not destinations:
+            return 0
+        try:
+            with self.sessions() as session:
+                return repository.adopt_for_delivery(session, study_id, calling, destinations)
+        except Exception:
+            log.exception("study %s: could not schedule its results for the PACS", study_id)
+            return 0
+
     def _on_echo(self, event: Any) -> int:
         log.info("C-ECHO from %s", event.assoc.requestor.ae_title)
         return SUCCESS
 
     def _on_rejected(self, event: Any) -> None:
+        requestor, acceptor = event.assoc.requestor, event.assoc.acceptor
+        called = str(getattr(acceptor, "ae_title", "") or "").strip()
+        if called and called != self.ae_title:
+            why = f"it called AE title {called!r}, and this receiver is {self.ae_title!r}"
+        else:
+            why = "its calling AE title is not in the allow-list (--allow-aet)"
         log.warning(
-            "DICOM association from %s (%s) rejected: calling AE title not in the allow-list",
-            event.assoc.requestor.ae_title,
-            event.assoc.requestor.address,
+            "DICOM association from %s (%s) rejected: %s",
+            requestor.ae_title,
+            requestor.address,
+            why,
         )
 
     def _on_store(self, event: Any) -> Dataset:
@@ -269,7 +291,14 @@ class DicomReceiver:
             return _status(OUT_OF_RESOURCES, "dxassist could not store it; send it again")
         if received.duplicate:
             self._count("duplicate")
-            log.info("C-STORE %s from %s: already received (study %s)", name, calling, study_id)
+            added = self._adopt(study_id, calling)
+            log.info(
+                "C-STORE %s from %s: already received (study %s)%s",
+                name,
+                calling,
+                study_id,
+                f"; its results will now be sent to {added} destination(s)" if added else "",
+            )
         elif status == "skipped":
             self._count("skipped")
             log.info("C-STORE %s from %s: stored, not analysed (study %s)", name, calling, study_id)

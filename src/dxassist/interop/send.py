@@ -132,8 +132,13 @@ def send_stow(
         response = client.store_instances(list(datasets))
     except requests.HTTPError as exc:
         raise DeliveryError(f"{destination} refused the results: {exc}") from None
+    except requests.ConnectionError:
+        raise DeliveryError(
+            f"{destination} could not be reached (connection refused or timed out): is the "
+            "DICOMweb server running, and is the URL right?"
+        ) from None
     except requests.RequestException as exc:
-        raise DeliveryError(f"{destination} could not be reached: {exc}") from None
+        raise DeliveryError(f"{destination} could not be reached ({type(exc).__name__})") from None
     except (ValueError, KeyError, TypeError) as exc:  # a body that is not DICOM JSON
         raise DeliveryError(
             f"{destination} answered with something that is not a STOW-RS response "

@@ -430,6 +430,38 @@ def deliveries_for(session: Session, study_id: str) -> list[Delivery]:
     )
 
 
+def adopt_for_delivery(
+    session: Session, study_id: str, calling_ae: str | None, destinations: Sequence[str]
+) -> int:
+    """A study received earlier (e.g. uploaded) has now come over DICOM too: from now on its
+    results go back to the hospital. Marks it as a DICOM study and, if it is ready, adds
+    the missing deliveries at once (if not, :func:`mark_ready` adds them). Returns how many
+    deliveries were added. Commits."""
+    study = _require(session, study_id)
+    if study.source != "dicom":
+        study.source = "dicom"
+        study.calling_ae = calling_ae
+    added = 0
+    if study.status == StudyStatus.READY:
+        known = {d.destination for d in deliveries_for(session, study_id)}
+        now = utcnow()
+        for destination in destinations:
+            if destination not in known:
+                session.add(
+                    Delivery(
+                        study_id=study_id,
+                        destination=destination,
+                        status=DeliveryStatus.PENDING,
+                        attempts=0,
+                        created_at=now,
+                        next_attempt_at=now,
+                    )
+                )
+                added += 1
+    session.commit()
+    return added
+
+
 def due_deliveries(session: Session, limit: int = 20) -> list[Delivery]:
     """Pending deliveries whose next attempt is due, the longest-waiting first."""
     return list(
