@@ -21,6 +21,10 @@
     ``store`` (default): a received instance that is not a chest radiograph (CT, an SR, a
     hand film) is stored and shown as *skipped*, never analysed; ``refuse``: it is refused
     with a DICOM failure status and not stored.
+``DXASSIST_ALLOW_BURNED_IN``
+    ``1``: analyse DICOM images that may carry burned-in identifying text (Burned In
+    Annotation YES, or absent on a modality/class known to burn text in) at once; default:
+    hold them as *quarantined* until an administrator releases them.
 ``DXASSIST_SEND_TO``
     Comma-separated destinations for results (DICOM SR + heatmap Secondary Capture) of
     studies received over DICOM: ``AET@host:port`` for C-STORE, ``http(s)://.../dicom-web``
@@ -130,6 +134,7 @@ class Settings:
     dicom_allowed_aets: tuple[str, ...] = ()
     non_chest: str = "store"
     destinations: tuple[Destination, ...] = field(default_factory=tuple)
+    allow_burned_in: bool = False
 
     @property
     def max_upload_bytes(self) -> int:
@@ -179,7 +184,11 @@ class Settings:
             )
         send_to = (env.get("DXASSIST_SEND_TO") or "").split(",")
         destinations = tuple(parse_destination(d) for d in send_to if d.strip())
+        raw_burned = (env.get("DXASSIST_ALLOW_BURNED_IN") or "0").strip().lower()
+        if raw_burned not in ("0", "1", "yes", "no", "true", "false"):
+            raise SettingsError(f"DXASSIST_ALLOW_BURNED_IN={raw_burned!r} must be 0 or 1")
         return cls(
+            allow_burned_in=raw_burned in ("1", "yes", "true"),
             data_dir=data_dir,
             database_url=database_url,
             site=site,

@@ -35,6 +35,7 @@ from dxassist.privacy import (
     LinkRecord,
     deidentify,
     load_or_create_site_secret,
+    needs_quarantine,
     patient_key,
     strip_image_metadata,
 )
@@ -178,10 +179,14 @@ def _fingerprint(data: bytes, secret: bytes) -> str:
     return hmac.new(secret, data, hashlib.sha256).hexdigest()
 
 
-def _deidentified(data: bytes, filename: str, secret: bytes) -> tuple[bytes, LinkRecord]:
-    """`data` (a DICOM file) de-identified by the PS3.15 Basic Profile, as bytes to store."""
+def _deidentified(
+    data: bytes, filename: str, secret: bytes
+) -> tuple[bytes, LinkRecord, str | None]:
+    """`data` (a DICOM file) de-identified by the PS3.15 Basic Profile, as bytes to store,
+    its link record, and why it must be quarantined (burned-in text), if it must."""
     try:
         ds = pydicom.dcmread(io.BytesIO(data))
+        quarantine = needs_quarantine(ds)
         result = deidentify(ds, secret, DEID_OPTIONS)
         buffer = io.BytesIO()
         result.dataset.save_as(buffer, enforce_file_format=True)
@@ -191,7 +196,7 @@ def _deidentified(data: bytes, filename: str, secret: bytes) -> tuple[bytes, Lin
             f"{filename}: the file cannot be de-identified ({type(exc).__name__}), so it is not "
             "stored; export it again from the modality or PACS"
         ) from None
-    return buffer.getvalue(), result.record
+    return buffer.getvalue(), result.record, quarantine
 
 
 def _pseudonymised(fields: dict[str, Any], record: LinkRecord, source: str) -> None:
@@ -248,6 +253,7 @@ def _check(
     keep_non_chest: bool = False,
     max_bytes: int | None = None,
     source: str = "upload",
+    allow_burned_in: bool = False,
 ) -> _Checked:
     try:
         radiograph = validate(data, filename, max_bytes)
@@ -255,7 +261,7 @@ def _check(
         if not keep_non_chest:
             raise
         kept = _header_fields(data, filename, secret, str(exc).removeprefix(f"{filename}: "))
-        stored, record = _deidentified(data, filename, secret)
+        stored, record, _burned = _deidentified(data, filename, secret)  # never analysed
         _pseudonymised(kept, record, source)
         return _Checked(stored, filename, _fingerprint(data, secret), kept, record)
     meta = radiograph.meta
@@ -276,8 +282,13 @@ def _check(
     }
     fields["warnings"] = warnings
     if meta.source_format == "dicom":
-        stored, record = _deidentified(data, filename, secret)
+        stored, record, quarantine = _deidentified(data, filename, secret)
         _pseudonymised(fields, record, source)
+        if quarantine and not allow_burned_in:
+            fields["quarantine_reason"] = (
+                f"quarantined for an administrator: {quarantine} (release it once checked, "
+                "or set DXASSIST_ALLOW_BURNED_IN=1)"
+            )
         return _Checked(stored, filename, _fingerprint(data, secret), fields, record)
     # PNG/JPEG: the pixels only; EXIF, XMP, text chunks and comments are dropped
     return _Checked(strip_image_metadata(data), filename, _fingerprint(data, secret), fields)
@@ -319,6 +330,7 @@ def receive_files(
                 keep_non_chest=keep_non_chest,
                 max_bytes=settings.max_upload_bytes,
                 source=source,
+                allow_burned_in=settings.allow_burned_in,
             )
         except InputError as exc:
             problems.append((filename, str(exc)))

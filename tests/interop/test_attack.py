@@ -328,3 +328,31 @@ def test_a_film_uploaded_first_then_sent_by_the_pacs_gets_its_results_back(
         sender.stop()
         r.stop()
         pacs.server.shutdown()
+
+
+def test_burned_in_text_is_quarantined_until_an_admin_releases_it(
+    settings: Settings, sessions: sessionmaker[Session], model: CxrModel, rg1_uncr: Path
+) -> None:
+    from dxassist.store import repository
+
+    worker = Worker(settings, model, sessions)
+    r = DicomReceiver(settings, sessions, port=0, host="127.0.0.1")
+    r.start()
+    try:
+        ds = pydicom.dcmread(rg1_uncr)
+        ds.BurnedInAnnotation = "YES"
+        assert c_store(r.bound_port, ds) == 0  # kept (nothing lost), but held
+        (study,) = studies(sessions)
+        assert study.status == StudyStatus.QUARANTINED
+        assert "Burned In Annotation is YES" in (study.failure_reason or "")
+        assert worker.drain() == 0
+        with sessions() as session:
+            assert repository.first_open(session) is None  # not on the worklist
+            repository.release(session, study.id)
+        assert worker.drain() == 1
+        (study,) = studies(sessions)
+        assert study.status == StudyStatus.READY
+        # the read itself warns of the burned-in text
+        assert any("Burned In Annotation" in w for w in study.warnings or [])
+    finally:
+        r.stop()

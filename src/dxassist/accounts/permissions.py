@@ -23,6 +23,8 @@ class Permission(StrEnum):
     STUDIES_REVIEW = "studies:review"
     #: send a study's results to the PACS again now
     RESULTS_RESEND = "results:resend"
+    #: release a study held for possibly burned-in identifying text, after looking at it
+    STUDIES_RELEASE = "studies:release"
     #: the reviewed studies as a training manifest (labels, no identifiers)
     EXPORT_TRAINING = "export:training"
     #: COVID-19 outcome risk from labs entered by the user

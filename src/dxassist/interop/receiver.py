@@ -299,6 +299,11 @@ class DicomReceiver:
                 study_id,
                 f"; its results will now be sent to {added} destination(s)" if added else "",
             )
+        elif status == "quarantined":
+            self._count("stored")
+            log.info(
+                "C-STORE %s from %s: stored, held in quarantine (study %s)", name, calling, study_id
+            )
         elif status == "skipped":
             self._count("skipped")
             log.info("C-STORE %s from %s: stored, not analysed (study %s)", name, calling, study_id)

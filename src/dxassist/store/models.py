@@ -35,6 +35,9 @@ class StudyStatus(StrEnum):
     #: kept but never analysed: not a chest radiograph (CT, an SR, a hand film) received
     #: over DICOM with the ``store`` policy; ``failure_reason`` says why
     SKIPPED = "skipped"
+    #: held for an administrator: the pixels may show identifying text (Burned In
+    #: Annotation YES, or a modality/class known to burn it in); ``failure_reason`` says why
+    QUARANTINED = "quarantined"
 
 
 def utcnow() -> datetime:

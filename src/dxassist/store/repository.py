@@ -56,6 +56,7 @@ def add_received(
     source: str = "upload",
     calling_ae: str | None = None,
     skipped_reason: str | None = None,
+    quarantine_reason: str | None = None,
 ) -> Study:
     """Add a study in status ``received`` (or ``skipped``, with `skipped_reason`, for an
     instance that is kept but must not be analysed) and flush it; the caller commits."""
@@ -64,8 +65,12 @@ def add_received(
         id=study_id or new_id(),
         created_at=now,
         updated_at=now,
-        status=StudyStatus.SKIPPED if skipped_reason else StudyStatus.RECEIVED,
-        failure_reason=skipped_reason,
+        status=StudyStatus.SKIPPED
+        if skipped_reason
+        else StudyStatus.QUARANTINED
+        if quarantine_reason
+        else StudyStatus.RECEIVED,
+        failure_reason=skipped_reason or quarantine_reason,
         source=source,
         calling_ae=calling_ae,
         attempts=0,
@@ -243,6 +248,29 @@ def requeue_stale_analysing(session: Session) -> int:
     return int(result.rowcount or 0)
 
 
+class StudyNotQuarantinedError(ValueError):
+    """Only a quarantined study can be released."""
+
+
+def release(session: Session, study_id: str) -> Study:
+    """Release a quarantined study for analysis (an administrator looked at the pixels and
+    found no identifying text, or the site accepts it). Commits."""
+    study = _require(session, study_id)
+    if study.status != StudyStatus.QUARANTINED:
+        raise StudyNotQuarantinedError(
+            f"study {study_id} is {study.status}, not quarantined; nothing to release"
+        )
+    study.status = StudyStatus.RECEIVED
+    study.warnings = [
+        *(study.warnings or []),
+        f"released from quarantine ({study.failure_reason}): check the film for burned-in text",
+    ]
+    study.failure_reason = None
+    study.updated_at = utcnow()
+    session.commit()
+    return study
+
+
 class StudyNotRetryableError(ValueError):
     """Only a failed study can be retried."""
 
@@ -283,8 +311,8 @@ def worklist(session: Session, query: WorklistQuery | None = None) -> tuple[int,
     conditions: list[ColumnElement[bool]] = []
     if q.statuses:
         conditions.append(Study.status.in_(q.statuses))
-    else:  # kept-not-analysed instances (a CT, an SR) are listed only when asked for
-        conditions.append(Study.status != StudyStatus.SKIPPED)
+    else:  # kept-not-analysed (a CT, an SR) and held instances: listed only when asked for
+        conditions.append(Study.status.not_in((StudyStatus.SKIPPED, StudyStatus.QUARANTINED)))
     if q.priorities:
         conditions.append(Study.priority.in_(q.priorities))
     if q.received_from is not None:

@@ -26,7 +26,17 @@ from dxassist.jobs.tasks import ensure_preview, heatmap_layer_relpath, heatmap_r
 from dxassist.store import repository
 from dxassist.store.models import Study, StudyStatus, User
 from dxassist.training_export import EXPORT_COLUMNS, export_rows
-from dxassist.web.deps import DB, Exporter, Reader, Resender, Reviewer, Self, State, Uploader
+from dxassist.web.deps import (
+    DB,
+    Exporter,
+    Reader,
+    Releaser,
+    Resender,
+    Reviewer,
+    Self,
+    State,
+    Uploader,
+)
 from dxassist.web.views import detail, review_view, summary
 
 router = APIRouter(prefix="/api/v1", tags=["studies"])
@@ -254,8 +264,9 @@ def worklist(
         list[str] | None,
         Query(
             alias="status",
-            description="received, analysing, ready, failed, skipped (kept, not analysed: "
-            "listed only when asked for)",
+            description="received, analysing, ready, failed, skipped (kept, not analysed) "
+            "and quarantined (possibly burned-in text, held for an administrator); the last "
+            "two are listed only when asked for",
         ),
     ] = None,
     priority: Annotated[list[str] | None, Query(description="urgent, priority, routine")] = None,
@@ -340,6 +351,19 @@ def study_fhir(session: DB, user: Reader, study_id: str) -> Response:
     except FhirUnavailableError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
     return Response(json.dumps(bundle), media_type="application/fhir+json")
+
+
+@router.post("/studies/{study_id}/release", status_code=status.HTTP_202_ACCEPTED)
+def release_study(state: State, session: DB, user: Releaser, study_id: str) -> dict[str, Any]:
+    """Release a quarantined study (possibly burned-in identifying text) for analysis, after
+    an administrator has looked at it. 409 if it is not quarantined."""
+    _study_or_404(session, study_id)
+    try:
+        study = repository.release(session, study_id)
+    except repository.StudyNotQuarantinedError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    state.worker.wake()
+    return summary(study)
 
 
 @router.post("/studies/{study_id}/deliveries/retry", status_code=status.HTTP_202_ACCEPTED)

@@ -23,6 +23,7 @@ def study_urls(study: Study) -> dict[str, str | None]:
         "review": f"{base}/review",
         "retry": f"{base}/retry" if study.status == StudyStatus.FAILED else None,
         "fhir": f"{base}/fhir" if ready else None,
+        "release": f"{base}/release" if study.status == StudyStatus.QUARANTINED else None,
     }
 
 

@@ -24,6 +24,7 @@ window.dx = (() => {
     ready: "Ready",
     failed: "Failed",
     skipped: "Not analysed",
+    quarantined: "Quarantined",
   };
 
   class ApiError extends Error {

@@ -428,6 +428,15 @@
           ? "Not read yet: the study is queued for the AI. This page updates by itself."
           : "The AI is reading this study now. This page updates by itself.",
       );
+    } else if (s.status === "quarantined") {
+      status.classList.add("failed");
+      status.append(
+        el("strong", { text: "Held, not analysed yet: " }),
+        el("span", { class: "failure-reason", text: s.failure_reason || "possibly burned-in text" }),
+        el("br"),
+        el("span", { text: "Look at the film: if it shows no name, ID or other identifying text, an administrator can release it for analysis. " }),
+        el("button", { type: "button", class: "retry", id: "release", text: "Release for analysis", onclick: release }),
+      );
     } else if (s.status === "skipped") {
       status.append(
         el("strong", { text: "Not analysed: " }),
@@ -499,6 +508,17 @@
     box.hidden = list.length === 0;
     $("warnings-title").textContent = `⚠ ${list.length} warning${list.length === 1 ? "" : "s"}: read before you rely on the AI`;
     $("warnings-list").replaceChildren(...list.map((w) => el("li", { text: w })));
+  }
+
+  async function release(event) {
+    event.currentTarget.disabled = true;
+    try {
+      await dx.api(`${studyUrl}/release`, { method: "POST" });
+      showError("");
+    } catch (err) {
+      showError(`Release failed: ${err.message}`);
+    }
+    loadStudy();
   }
 
   async function retry(event) {

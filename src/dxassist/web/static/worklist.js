@@ -60,11 +60,11 @@
   /* ---- rendering ---- */
 
   function findingCell(item) {
-    if (item.status === "skipped") {
+    if (item.status === "skipped" || item.status === "quarantined") {
       return el(
         "td",
         { class: "col-finding", colspan: "2" },
-        el("span", { class: "failure-label", text: "Not analysed: " }),
+        el("span", { class: "failure-label", text: item.status === "quarantined" ? "Held: " : "Not analysed: " }),
         el("span", { class: "failure-reason", text: item.failure_reason || "not a chest radiograph" }),
       );
     }
