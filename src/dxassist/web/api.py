@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from dxassist.accounts.permissions import ROLE_PERMISSIONS
 from dxassist.cxr.taxonomy import FINDINGS, PNEUMONIA_UNTYPED, REVIEW_LABELS
 from dxassist.errors import DxAssistError
 from dxassist.ingest import ReceiveError, receive_files
@@ -26,7 +25,17 @@ from dxassist.jobs.tasks import ensure_preview, heatmap_layer_relpath, heatmap_r
 from dxassist.store import repository
 from dxassist.store.models import Study, StudyStatus, User
 from dxassist.training_export import EXPORT_COLUMNS, export_rows
-from dxassist.web.deps import DB, Exporter, Reader, Resender, Reviewer, Self, State, Uploader
+from dxassist.web.deps import (
+    DB,
+    Exporter,
+    Reader,
+    Resender,
+    Reviewer,
+    Self,
+    State,
+    Uploader,
+    effective_permissions,
+)
 from dxassist.web.views import detail, review_view, summary
 
 router = APIRouter(prefix="/api/v1", tags=["studies"])
@@ -136,12 +145,13 @@ async def _parse_upload(request: Request, limit_mb: float) -> list[tuple[bytes, 
 
 
 @router.get("/me")
-def me(user: Self) -> dict[str, Any]:
-    """Who you are signed in as, and what your role may do."""
+def me(request: Request, user: Self) -> dict[str, Any]:
+    """Who you are signed in as, and what you may do (your role's permissions, cut to
+    the API token's scopes when the token has any)."""
     return {
         "username": user.username,
         "role": user.role.value,
-        "permissions": sorted(p.value for p in ROLE_PERMISSIONS[user.role]),
+        "permissions": sorted(p.value for p in effective_permissions(request, user)),
     }
 
 
