@@ -25,6 +25,7 @@ from dxassist.interop.commands import add_dicom_options, apply_dicom_options
 from dxassist.interop.commands import describe as describe_dicom
 from dxassist.interop.commands import register as register_dicom
 from dxassist.prognosis import cli as prognosis_cli
+from dxassist.research_export import register as register_export
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -708,6 +709,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr_.set_defaults(func=cmd_token_revoke)
     prognosis_cli.register(sub)
     assistant_cli.register(sub)
+    register_export(sub)
     return parser
 
 
