@@ -200,7 +200,8 @@ before depositing.
 ## Training on it
 
     dxassist train --manifest manifest.csv --image-root . --out model/
-    dxassist evaluate --manifest manifest.csv --image-root . --model model/model.onnx
+    dxassist evaluate --manifest manifest.csv --image-root . \\
+        --model model/dxassist-cxr-effnetlite0.onnx
 
 (Rows labelled `other` are skipped by training: the model does not report that class.)
 """
