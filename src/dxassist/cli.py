@@ -25,6 +25,7 @@ from dxassist.interop.commands import add_dicom_options, apply_dicom_options
 from dxassist.interop.commands import describe as describe_dicom
 from dxassist.interop.commands import register as register_dicom
 from dxassist.prognosis import cli as prognosis_cli
+from dxassist.research_export import register as register_export
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -394,6 +395,23 @@ def cmd_user_active(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_user_unlock(args: argparse.Namespace) -> int:
+    from dxassist.accounts import ratelimit
+
+    sessions = _migrated_sessions(_service_settings())
+    with sessions() as session:
+        user = _user_or_exit(session, args.username)
+        if user is None:
+            return EXIT_USAGE
+        n = ratelimit.clear(session, user.username)
+    print(
+        f"user {user.username} unlocked ({n} recent failed login{'s' if n != 1 else ''} "
+        "forgotten); a lock on the client address, if any, ends by itself "
+        f"{ratelimit.WINDOW.seconds // 60} minutes after its last failure"
+    )
+    return EXIT_OK
+
+
 def cmd_user_list(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
@@ -422,11 +440,12 @@ def cmd_token_create(args: argparse.Namespace) -> int:
         if user is None:
             _err(f"no user {args.username!r}; create it first with `dxassist user add`")
             return EXIT_USAGE
-        token = create_token(session, user, args.name)
+        token = create_token(session, user, args.name, args.scope)
     print(token)
+    scope = f"limited to {', '.join(sorted(set(args.scope)))}" if args.scope else "all of its role"
     print(
-        f"API token {args.name!r} acting as {user.username} ({user.role.value}); it is shown "
-        "only now: send it as 'Authorization: Bearer <token>'",
+        f"API token {args.name!r} acting as {user.username} ({user.role.value}; {scope}); it is "
+        "shown only now: send it as 'Authorization: Bearer <token>'",
         file=sys.stderr,
     )
     return EXIT_OK
@@ -458,8 +477,9 @@ def cmd_token_list(args: argparse.Namespace) -> int:
             f"last used {token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never used"
         )
         state = "REVOKED" if token.revoked else "active"
+        scopes = ",".join(token.scopes) if token.scopes is not None else "role"
         print(f"{token.id[:8]}  {token.name:<20} {user.username:<16} {state:<8} "
-              f"created {token.created_at:%Y-%m-%d}, {used}")  # fmt: skip
+              f"created {token.created_at:%Y-%m-%d}, {used}, scopes: {scopes}")  # fmt: skip
     return EXIT_OK
 
 
@@ -663,6 +683,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     up.set_defaults(func=cmd_user_passwd)
+    uu = us.add_parser("unlock", help="forget a user's failed logins (lift the rate limit)")
+    uu.add_argument("username")
+    uu.set_defaults(func=cmd_user_unlock)
     for verb, text in (("disable", "stop a user logging in or using tokens"), ("enable", "undo")):
         p = us.add_parser(verb, help=text)
         p.add_argument("username")
@@ -674,14 +697,22 @@ def build_parser() -> argparse.ArgumentParser:
     tc = tk.add_parser("create", help="create an API token for a user (printed once)")
     tc.add_argument("username")
     tc.add_argument("--name", required=True, help="what uses the token, e.g. 'gateway'")
+    tc.add_argument(
+        "--scope",
+        action="append",
+        metavar="PERM",
+        help="limit the token to this permission (repeat for several; e.g. studies:upload); "
+        "default: all of the user's role (docs/permissions.md)",
+    )
     tc.set_defaults(func=cmd_token_create)
-    tl = tk.add_parser("list", help="list API tokens (ids, names, users, last use)")
+    tl = tk.add_parser("list", help="list API tokens (ids, names, users, last use, scopes)")
     tl.set_defaults(func=cmd_token_list)
     tr_ = tk.add_parser("revoke", help="revoke an API token by its id (first 8+ characters)")
     tr_.add_argument("token_id")
     tr_.set_defaults(func=cmd_token_revoke)
     prognosis_cli.register(sub)
     assistant_cli.register(sub)
+    register_export(sub)
     return parser
 
 

@@ -6,6 +6,7 @@ study passes through can be looked at.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -22,6 +23,20 @@ from dxassist.store.db import dispose_factory_for
 from dxassist.web import create_app
 
 PASSWORD = "correct horse battery"
+_CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def form_token(client: TestClient, page: str = "/login") -> str:
+    """The CSRF token of the form on `page`, as a browser would send it (GET /login also
+    sets the login form's pre-session cookie)."""
+    found = _CSRF_FIELD.search(client.get(page).text)
+    assert found, f"no CSRF field on {page}"
+    return found.group(1)
+
+
+def login_fields(client: TestClient, **fields: str) -> dict[str, str]:
+    """The login form's fields: `fields` plus the form's CSRF token."""
+    return {**fields, "csrf_token": form_token(client)}
 
 
 @dataclass
@@ -48,7 +63,9 @@ def service(settings: Settings, model: CxrModel) -> Iterator[Service]:
         token = create_token(session, admin, "tests")
     rad = TestClient(app, base_url="http://testserver")
     page = rad.post(
-        "/login", data={"username": "rad1", "password": PASSWORD}, follow_redirects=False
+        "/login",
+        data=login_fields(rad, username="rad1", password=PASSWORD),
+        follow_redirects=False,
     )
     assert page.status_code == 303, page.text
     admin_client = TestClient(

@@ -20,7 +20,7 @@ from dxassist.imaging import load_file
 from dxassist.pipeline import read_file
 from dxassist.store import Study, StudyStatus
 from dxassist.store import repository as repo
-from tests.web.conftest import Service
+from tests.web.conftest import Service, form_token, login_fields
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -70,13 +70,17 @@ def test_anonymous_is_refused_and_pages_redirect_to_login(service: Service) -> N
 
 def test_login_logout_and_cookie_flags(service: Service) -> None:
     client = service.anonymous
-    bad = client.post("/login", data={"username": "rad1", "password": "wrong password!"})
+    bad = client.post(
+        "/login", data=login_fields(client, username="rad1", password="wrong password!")
+    )
     assert bad.status_code == 401 and "Wrong user name or password" in bad.text
-    unknown = client.post("/login", data={"username": "nobody", "password": "x" * 12})
+    unknown = client.post("/login", data=login_fields(client, username="nobody", password="x" * 12))
     assert unknown.status_code == 401
     ok = client.post(
         "/login",
-        data={"username": "RAD1", "password": "correct horse battery", "next": "/upload"},
+        data=login_fields(
+            client, username="RAD1", password="correct horse battery", next="/upload"
+        ),
         follow_redirects=False,
     )
     assert ok.status_code == 303 and ok.headers["location"] == "/upload"
@@ -87,7 +91,7 @@ def test_login_logout_and_cookie_flags(service: Service) -> None:
     assert "studies:review" in me["permissions"] and "audit:read" not in me["permissions"]
     # after logout the same cookie no longer works
     token = client.cookies.get("dxassist_session")
-    client.post("/logout")
+    assert client.post("/logout", data={"csrf_token": form_token(client, "/")}).status_code == 200
     client.cookies.set("dxassist_session", token or "")
     assert client.get("/api/v1/me").status_code == 401
 
@@ -96,7 +100,9 @@ def test_login_never_redirects_off_site(service: Service) -> None:
     for target in ("https://evil.example/", "//evil.example/x", "javascript:alert(1)"):
         r = service.anonymous.post(
             "/login",
-            data={"username": "rad1", "password": "correct horse battery", "next": target},
+            data=login_fields(
+                service.anonymous, username="rad1", password="correct horse battery", next=target
+            ),
             follow_redirects=False,
         )
         assert r.headers["location"] == "/"

@@ -26,7 +26,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from dxassist.store.models import User
-from tests.web.conftest import PASSWORD, Service
+from tests.web.conftest import PASSWORD, Service, login_fields
 from tests.web.test_api import n_studies, stored_files, upload
 
 # --- helpers ---------------------------------------------------------------------------
@@ -486,7 +486,9 @@ def test_concurrent_reviews_all_land(service: Service, nih_png: Path) -> None:
 def test_nul_bytes_are_never_a_500(service: Service, nih_png: Path) -> None:
     client = lenient(service)
     anonymous = TestClient(service.app, raise_server_exceptions=False)
-    login = anonymous.post("/login", data={"username": "rad1\x00", "password": PASSWORD})
+    login = anonymous.post(
+        "/login", data=login_fields(anonymous, username="rad1\x00", password=PASSWORD)
+    )
     assert login.status_code == 401, login.text
     for suffix in ("", "/image.png"):
         assert_json_error(client.get(f"/api/v1/studies/a%00b{suffix}"), 404, "no study")
@@ -519,7 +521,7 @@ def test_next_never_leads_off_site(service: Service) -> None:
         client = TestClient(service.app, base_url="http://testserver")
         r = client.post(
             "/login",
-            data={"username": "rad1", "password": PASSWORD, "next": target},
+            data=login_fields(client, username="rad1", password=PASSWORD, next=target),
             follow_redirects=False,
         )
         assert r.status_code == 303
@@ -561,7 +563,7 @@ def test_cross_site_posts_with_the_session_cookie_are_refused(
 def test_login_from_another_site_is_refused(service: Service) -> None:
     r = service.anonymous.post(
         "/login",
-        data={"username": "rad1", "password": PASSWORD},
+        data=login_fields(service.anonymous, username="rad1", password=PASSWORD),
         headers={"Origin": "https://evil.example"},
         follow_redirects=False,
     )
@@ -575,7 +577,9 @@ def test_sessions_and_tokens_of_gone_or_disabled_users(service: Service) -> None
     fixed = TestClient(service.app, base_url="http://testserver")
     fixed.cookies.set("dxassist_session", "chosen-by-attacker")
     r = fixed.post(
-        "/login", data={"username": "rad1", "password": PASSWORD}, follow_redirects=False
+        "/login",
+        data=login_fields(fixed, username="rad1", password=PASSWORD),
+        follow_redirects=False,
     )
     assert r.status_code == 303 and r.cookies["dxassist_session"] != "chosen-by-attacker"
 
@@ -596,7 +600,9 @@ def test_sessions_and_tokens_of_gone_or_disabled_users(service: Service) -> None
         anonymous.cookies.set("dxassist_session", cookie)
         assert_json_error(anonymous.get("/api/v1/me"), 401)
         assert anonymous.get("/", follow_redirects=False).status_code == 303
-    disabled = service.anonymous.post("/login", data={"username": "temp", "password": PASSWORD})
+    disabled = service.anonymous.post(
+        "/login", data=login_fields(service.anonymous, username="temp", password=PASSWORD)
+    )
     assert disabled.status_code == 401
 
     for header in ("Bearer " + "a" * 60_000, "Bearer", "Bearer\tdxa_x", "Basic " + "a" * 100):
@@ -619,7 +625,9 @@ def test_odd_login_fields_are_a_plain_401(service: Service) -> None:
         {"username": "%", "password": PASSWORD},
         {"username": "_ad1", "password": PASSWORD},
     ):
-        r = service.anonymous.post("/login", data=data, follow_redirects=False)
+        r = service.anonymous.post(
+            "/login", data=login_fields(service.anonymous, **data), follow_redirects=False
+        )
         assert r.status_code == 401 and "Wrong user name or password" in r.text, data
 
 

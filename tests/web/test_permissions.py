@@ -12,7 +12,7 @@ from dxassist.accounts import create_token, create_user
 from dxassist.accounts.permissions import Permission, allowed, is_public
 from dxassist.store.models import Role
 from dxassist.web.routes import permissions_markdown, route_permissions
-from tests.web.conftest import PASSWORD, Service
+from tests.web.conftest import PASSWORD, Service, login_fields
 from tests.web.test_api import upload
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,7 +79,7 @@ def test_a_clinician_lands_on_a_page_the_role_may_use(service: Service) -> None:
         create_user(session, "res", PASSWORD, "researcher")
     for name, home in (("dr-li", "/"), ("res", "/assist")):
         client = TestClient(service.app, base_url="http://testserver")
-        client.post("/login", data={"username": name, "password": PASSWORD})
+        client.post("/login", data=login_fields(client, username=name, password=PASSWORD))
         page = client.get("/")
         assert page.status_code == 200 and page.url.path == (home if name == "res" else "/")
         if name == "res":

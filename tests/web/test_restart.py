@@ -6,6 +6,7 @@ Also drives the first-start experience and the user/token commands as an operato
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -132,10 +133,12 @@ def test_first_start_user_and_token_commands(server: Server, env: dict[str, str]
     me = httpx.get(server.url + "/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert (me.json()["username"], me.json()["role"]) == ("ana", "radiologist")
 
-    login = httpx.post(
-        server.url + "/login", data={"username": "ana", "password": PASSWORD}, timeout=10
-    )
-    assert login.status_code == 303
+    with httpx.Client(base_url=server.url, timeout=10) as browser:
+        form = browser.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert token, form.text
+        fields = {"username": "ana", "password": PASSWORD, "csrf_token": token.group(1)}
+        assert browser.post("/login", data=fields).status_code == 303
 
 
 def test_bad_settings_are_reported_not_raised(env: dict[str, str]) -> None:

@@ -51,8 +51,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     ),
     # clinicians see results (read-only) and use the clinical tools
     Role.CLINICIAN: frozenset({Permission.STUDIES_READ, *_CLINICAL}),
-    # researchers see de-identified data only: the training export, no study pages
-    Role.RESEARCHER: frozenset({Permission.EXPORT_TRAINING, Permission.ASSIST, Permission.SELF}),
+    # researchers see de-identified data only: no study pages and not labels.csv (it holds
+    # study ids and stored-file paths); an admin makes them `dxassist export --deidentified`
+    Role.RESEARCHER: frozenset({Permission.ASSIST, Permission.SELF}),
 }
 
 #: Routes anyone may reach without signing in (exact paths, or prefixes ending in /).

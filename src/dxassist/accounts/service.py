@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import re
 import secrets
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -137,10 +138,39 @@ def end_session(session: Session, token: str) -> None:
     session.commit()
 
 
-def create_token(session: Session, user: User, name: str) -> str:
-    """A new API token acting as `user`; returns it (shown once, never stored). Commits."""
+def check_scopes(role: Role, scopes: Iterable[str]) -> list[str]:
+    """`scopes` as sorted, distinct permission values; raises :class:`AccountError` for an
+    unknown permission or one the role does not have."""
+    from dxassist.accounts.permissions import ROLE_PERMISSIONS, Permission
+
+    out: set[str] = set()
+    for scope in scopes:
+        try:
+            permission = Permission(scope.strip())
+        except ValueError:
+            known = ", ".join(p.value for p in Permission)
+            raise AccountError(f"unknown scope {scope!r}; use permissions: {known}") from None
+        if permission not in ROLE_PERMISSIONS.get(role, frozenset()):
+            raise AccountError(
+                f"scope {permission.value} is not a permission of the {role.value} role, so "
+                "the token could never use it (see docs/permissions.md)"
+            )
+        out.add(permission.value)
+    return sorted(out)
+
+
+def create_token(
+    session: Session, user: User, name: str, scopes: Iterable[str] | None = None
+) -> str:
+    """A new API token acting as `user`; returns it (shown once, never stored). Commits.
+
+    With `scopes` (permission values), the token may do only that, and only while the
+    user's role allows it; without, whatever the user's role may do."""
     if not name.strip():
         raise AccountError("give the token a name that says what uses it, e.g. 'gateway'")
+    scope_list = None if scopes is None else check_scopes(user.role, scopes)
+    if scope_list == []:
+        raise AccountError("give at least one --scope, or none for the role's permissions")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(
         ApiToken(
@@ -150,6 +180,7 @@ def create_token(session: Session, user: User, name: str) -> str:
             token_hash=_digest(token),
             created_at=utcnow(),
             revoked=False,
+            scopes=scope_list,
         )
     )
     session.commit()
@@ -160,6 +191,13 @@ def resolve_token(session: Session, token: str) -> User | None:
     """The user an API token acts as, if it exists and is not revoked.
 
     Records the time of use (to the minute; commits when it changes)."""
+    found = resolve_api_token(session, token)
+    return found[0] if found is not None else None
+
+
+def resolve_api_token(session: Session, token: str) -> tuple[User, frozenset[str] | None] | None:
+    """The user an API token acts as and its scopes (None: the role's permissions), if the
+    token exists and is not revoked. Records the time of use (as :func:`resolve_token`)."""
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
     if row is None or row.revoked:
         return None
@@ -170,7 +208,7 @@ def resolve_token(session: Session, token: str) -> User | None:
     if row.last_used_at is None or now - _aware(row.last_used_at) >= LAST_USED_RESOLUTION:
         row.last_used_at = now
         session.commit()
-    return user
+    return user, (frozenset(row.scopes) if row.scopes is not None else None)
 
 
 def set_password(session: Session, user: User, password: str) -> None:

@@ -179,6 +179,22 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: the permissions (``dxassist.accounts.permissions.Permission`` values) the token is
+    #: limited to, on top of its user's role; None: all of the role's permissions
+    scopes: Mapped[list[str] | None] = mapped_column(JSON)
+
+
+class LoginFailure(Base):
+    """A failed login, kept for the rate limit (``dxassist.accounts.ratelimit``) and swept
+    once older than its window. The user name is stored as a SHA-256 of its lower-case
+    form (it may be a mistyped password or a name that does not exist)."""
+
+    __tablename__ = "login_failure"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    username_hash: Mapped[str] = mapped_column(String(64), index=True)
+    client: Mapped[str] = mapped_column(String(64), index=True)
 
 
 class Review(Base):

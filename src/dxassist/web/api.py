@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from dxassist.accounts.permissions import ROLE_PERMISSIONS
 from dxassist.cxr.taxonomy import FINDINGS, PNEUMONIA_UNTYPED, REVIEW_LABELS
 from dxassist.errors import DxAssistError
 from dxassist.ingest import ReceiveError, receive_files
@@ -36,6 +35,7 @@ from dxassist.web.deps import (
     Self,
     State,
     Uploader,
+    effective_permissions,
 )
 from dxassist.web.views import detail, review_view, summary
 
@@ -146,12 +146,13 @@ async def _parse_upload(request: Request, limit_mb: float) -> list[tuple[bytes, 
 
 
 @router.get("/me")
-def me(user: Self) -> dict[str, Any]:
-    """Who you are signed in as, and what your role may do."""
+def me(request: Request, user: Self) -> dict[str, Any]:
+    """Who you are signed in as, and what you may do (your role's permissions, cut to
+    the API token's scopes when the token has any)."""
     return {
         "username": user.username,
         "role": user.role.value,
-        "permissions": sorted(p.value for p in ROLE_PERMISSIONS[user.role]),
+        "permissions": sorted(p.value for p in effective_permissions(request, user)),
     }
 
 

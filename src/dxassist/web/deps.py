@@ -9,8 +9,9 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session, sessionmaker
 
-from dxassist.accounts import resolve_session, resolve_token
-from dxassist.accounts.permissions import Permission, allowed, roles_with
+from dxassist.accounts import resolve_session
+from dxassist.accounts.permissions import ROLE_PERMISSIONS, Permission, allowed, roles_with
+from dxassist.accounts.service import resolve_api_token
 from dxassist.config import Settings
 from dxassist.cxr.runtime import CxrModel
 from dxassist.interop.delivery import Sender
@@ -63,22 +64,39 @@ def current_user(request: Request, session: Annotated[Session, Depends(db_sessio
                 "`dxassist token create USER --name NAME`"
             )
         token = token.strip()
-        user = resolve_token(session, token) if len(token) <= 256 and "\x00" not in token else None
-        if user is None:
+        found = (
+            resolve_api_token(session, token) if len(token) <= 256 and "\x00" not in token else None
+        )
+        if found is None:
             raise NotAuthenticatedError(
                 "API token unknown or revoked, or its user is disabled; ask an administrator "
                 "(`dxassist token list`)"
             )
+        user, request.state.token_scopes = found
         return user
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie and (len(cookie) > 256 or "\x00" in cookie):
         cookie = "invalid"
     if cookie:
-        user = resolve_session(session, cookie)
-        if user is not None:
-            return user
+        signed_in = resolve_session(session, cookie)
+        if signed_in is not None:
+            return signed_in
         raise NotAuthenticatedError("your session has ended (expired, logged out or disabled)")
     raise NotAuthenticatedError("log in first (session cookie) or send an API token")
+
+
+def token_scopes(request: Request) -> frozenset[str] | None:
+    """The scopes of the API token the request came with; None for a session or an
+    unscoped token (the role's permissions)."""
+    scopes: frozenset[str] | None = getattr(request.state, "token_scopes", None)
+    return scopes
+
+
+def effective_permissions(request: Request, user: User) -> frozenset[Permission]:
+    """What this request may do: the role's permissions, cut to the token's scopes."""
+    role = ROLE_PERMISSIONS.get(user.role, frozenset())
+    scopes = token_scopes(request)
+    return role if scopes is None else frozenset(p for p in role if p.value in scopes)
 
 
 class Allow:
@@ -89,13 +107,21 @@ class Allow:
     def __init__(self, permission: Permission) -> None:
         self.permission = permission
 
-    def __call__(self, user: Annotated[User, Depends(current_user)]) -> User:
+    def __call__(self, request: Request, user: Annotated[User, Depends(current_user)]) -> User:
         if not allowed(user.role, self.permission):
             roles = ", ".join(r.value for r in roles_with(self.permission))
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
                 detail=f"this needs the {self.permission.value} permission (roles: {roles}); "
                 f"you are {user.role.value}",
+            )
+        scopes = token_scopes(request)
+        if scopes is not None and self.permission.value not in scopes:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                detail=f"this needs the {self.permission.value} permission, which this API "
+                f"token's scopes ({', '.join(sorted(scopes))}) leave out; create a token "
+                f"with `--scope {self.permission.value}`",
             )
         return user
 

@@ -14,16 +14,19 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from dxassist import __version__
-from dxassist.accounts import authenticate, end_session, start_session
+from dxassist.accounts import authenticate, end_session, ratelimit, start_session
 from dxassist.accounts.permissions import Permission, allowed
 from dxassist.accounts.service import SESSION_HOURS
 from dxassist.store import repository
 from dxassist.store.models import User
+from dxassist.web import csrf
 from dxassist.web.deps import DB, SESSION_COOKIE, Uploader, allow
 
 router = APIRouter(include_in_schema=False)
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
 TEMPLATES.env.globals["version"] = __version__
+TEMPLATES.env.globals["csrf_token"] = csrf.token_for
+TEMPLATES.env.globals["login_csrf_token"] = csrf.login_token
 TEMPLATES.env.globals["can"] = lambda user, permission: (
     user is not None and allowed(user.role, Permission(permission))
 )
@@ -39,11 +42,23 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def _login_form(
+    request: Request, next: str, username: str, error: str | None, status_code: int, **headers: str
+) -> Response:
+    response = TEMPLATES.TemplateResponse(
+        request,
+        "login.html",
+        {"next": _safe_next(next), "error": error, "username": username},
+        status_code=status_code,
+        headers=headers or None,
+    )
+    csrf.set_login_cookie(request, response)
+    return response
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str = "/") -> Response:
-    return TEMPLATES.TemplateResponse(
-        request, "login.html", {"next": _safe_next(next), "error": None, "username": ""}
-    )
+    return _login_form(request, next, "", None, status.HTTP_200_OK)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -53,19 +68,29 @@ def login(
     username: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/",
+    csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    user = authenticate(session, username.strip(), password) if username.strip() else None
-    if user is None:
-        return TEMPLATES.TemplateResponse(
+    if not csrf.login_ok(request, csrf_token):
+        return _login_form(request, next, username, csrf.REFUSED, status.HTTP_403_FORBIDDEN)
+    name = username.strip()
+    client = request.client.host if request.client else None
+    lockout = ratelimit.check(session, name, client)
+    if lockout is not None:
+        return _login_form(
             request,
-            "login.html",
-            {
-                "next": _safe_next(next),
-                "error": "Wrong user name or password.",
-                "username": username,
-            },
-            status_code=status.HTTP_401_UNAUTHORIZED,
+            next,
+            username,
+            lockout.message(),
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            **{"Retry-After": str(lockout.retry_after_seconds)},
         )
+    user = authenticate(session, name, password) if name else None
+    if user is None:
+        ratelimit.record_failure(session, name, client)
+        return _login_form(
+            request, next, username, "Wrong user name or password.", status.HTTP_401_UNAUTHORIZED
+        )
+    ratelimit.record_success(session, name)
     token = start_session(session, user)
     response = RedirectResponse(_safe_next(next), status_code=status.HTTP_303_SEE_OTHER)
     response.set_cookie(
@@ -77,13 +102,21 @@ def login(
         secure=request.url.scheme == "https",
         path="/",
     )
+    response.delete_cookie(csrf.LOGIN_COOKIE, path="/login")
     return response
 
 
 @router.post("/logout")
-def logout(request: Request, session: DB) -> Response:
+def logout(request: Request, session: DB, csrf_token: Annotated[str, Form()] = "") -> Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
+        if not csrf.session_ok(request, csrf_token):
+            return TEMPLATES.TemplateResponse(
+                request,
+                "forbidden.html",
+                {"user": None, "heading": "Not logged out", "what": csrf.REFUSED},
+                status_code=status.HTTP_403_FORBIDDEN,
+            )
         end_session(session, token)
     response = RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
     response.delete_cookie(SESSION_COOKIE, path="/")
