@@ -90,7 +90,20 @@ def test_nothing_identifying_is_stored_logged_or_served(
     served.append(("labels.csv", service.admin.get("/api/v1/labels.csv").content))
     served.append(("worklist page", service.radiologist.get("/").content))
 
+    # the de-identified research export
+    from dxassist.research_export import export_deidentified
+    from dxassist.store import repository
+
+    export = service.settings.data_dir.parent / "export"
+    with service.sessions() as session:
+        summary = export_deidentified(
+            service.settings, repository.reviewed_studies(session), export
+        )
+    assert summary.rows == 2
+
     leaks: list[str] = []
+    for path in (p for p in export.rglob("*") if p.is_file()):
+        leaks += _leaks(f"export {path.name}", path.read_bytes(), planted)
     for where, content in served:
         leaks += _leaks(where, content, planted)
     # the whole data folder: stored files, display copies, heatmaps, SR/SC, databases,
