@@ -17,7 +17,7 @@ def test_upgrade_applies_to_empty_db_and_is_idempotent(db_url: str) -> None:
         assert {"study", "alembic_version"} <= set(inspect(engine).get_table_names())
         with engine.connect() as conn:
             versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
-            assert [v for (v,) in versions] == ["0004"]
+            assert [v for (v,) in versions] == ["0005"]
             # the migration creates exactly what the models declare
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
             assert diff == []
