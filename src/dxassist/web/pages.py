@@ -14,11 +14,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from dxassist import __version__
-from dxassist.accounts import authenticate, end_session, start_session
+from dxassist.accounts import authenticate, end_session, resolve_session, start_session
 from dxassist.accounts.permissions import Permission, allowed
 from dxassist.accounts.service import SESSION_HOURS
+from dxassist.audit import trail as audit
 from dxassist.store import repository
 from dxassist.store.models import User
+from dxassist.web.audit import client_of, record
 from dxassist.web.deps import DB, SESSION_COOKIE, Uploader, allow
 
 router = APIRouter(include_in_schema=False)
@@ -56,6 +58,10 @@ def login(
 ) -> Response:
     user = authenticate(session, username.strip(), password) if username.strip() else None
     if user is None:
+        # the attempted name (never the password): a guessing attack shows in the trail
+        audit.record(
+            session, audit.Action.LOGIN_FAILED, actor=username.strip(), client=client_of(request)
+        )
         return TEMPLATES.TemplateResponse(
             request,
             "login.html",
@@ -66,6 +72,7 @@ def login(
             },
             status_code=status.HTTP_401_UNAUTHORIZED,
         )
+    record(request, session, user, audit.Action.LOGIN)
     token = start_session(session, user)
     response = RedirectResponse(_safe_next(next), status_code=status.HTTP_303_SEE_OTHER)
     response.set_cookie(
@@ -84,6 +91,9 @@ def login(
 def logout(request: Request, session: DB) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
+        user = resolve_session(session, token) if len(token) <= 256 else None
+        if user is not None:
+            record(request, session, user, audit.Action.LOGOUT)
         end_session(session, token)
     response = RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
     response.delete_cookie(SESSION_COOKIE, path="/")
