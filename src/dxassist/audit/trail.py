@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import random
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -39,7 +40,7 @@ GENESIS = "0" * 64
 #: the key of the PostgreSQL advisory lock that serialises appends (any fixed bigint)
 ADVISORY_LOCK_KEY = 0x6478_6175_6474  # "dxaudt"
 #: how often an append is retried when another process took the same id first
-APPEND_ATTEMPTS = 8
+APPEND_ATTEMPTS = 50
 #: longest text kept of one value in ``detail``
 MAX_DETAIL_VALUE = 200
 #: identical worklist views (same user, client, query) are recorded at most this often:
@@ -167,7 +168,7 @@ def record(
                 return event
             except IntegrityError:  # another process appended the same id first: again
                 session.rollback()
-                time.sleep(0.01)
+                time.sleep(random.uniform(0.001, 0.02))
             except SQLAlchemyError as exc:
                 session.rollback()
                 raise AuditUnavailableError(
@@ -201,7 +202,12 @@ def _rows(session: Session, batch: int = 1000) -> Iterator[AuditEvent]:
     while True:
         rows = list(
             session.scalars(
-                select(AuditEvent).where(AuditEvent.id > after).order_by(AuditEvent.id).limit(batch)
+                select(AuditEvent)
+                .where(AuditEvent.id > after)
+                .order_by(AuditEvent.id)
+                .limit(batch)
+                # what the database holds now, not what this session cached
+                .execution_options(populate_existing=True)
             )
         )
         if not rows:

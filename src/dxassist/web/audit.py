@@ -16,8 +16,6 @@ from dxassist.web.deps import DB, Auditor
 
 router = APIRouter()
 
-_worklist_throttle = audit.Throttle(audit.WORKLIST_INTERVAL_S)
-
 
 def client_of(request: Request) -> str | None:
     """The address the request came from (the proxy's, behind one)."""
@@ -47,8 +45,11 @@ def record(
 def record_worklist(request: Request, session: Session, user: User, total: int, shown: int) -> None:
     """One worklist_view per user, client and query every WORKLIST_INTERVAL_S (the page
     polls every few seconds; repeating the same view adds nothing to who-saw-what)."""
+    throttle: audit.Throttle | None = getattr(request.app.state, "audit_worklist", None)
+    if throttle is None:  # one per app (and so per database)
+        throttle = request.app.state.audit_worklist = audit.Throttle(audit.WORKLIST_INTERVAL_S)
     key = (user.username, client_of(request) or "", str(request.url.query))
-    if not _worklist_throttle.due(key):
+    if not throttle.due(key):
         return
     try:
         record(
@@ -59,7 +60,7 @@ def record_worklist(request: Request, session: Session, user: User, total: int, 
             detail={"query": str(request.url.query), "total": total, "shown": shown},
         )
     except audit.AuditUnavailableError:
-        _worklist_throttle.forget(key)
+        throttle.forget(key)
         raise
 
 
