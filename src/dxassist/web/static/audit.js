@@ -52,7 +52,10 @@
   async function load() {
     const query = params();
     const search = query.toString();
-    history.replaceState(null, "", search ? `?${search}` : location.pathname);
+    const shown = new URLSearchParams(query);
+    if (shown.get("limit") === "100") shown.delete("limit"); // the default
+    const bar = shown.toString();
+    history.replaceState(null, "", bar ? `?${bar}` : location.pathname);
     try {
       const data = await api(`/api/v1/audit${search ? `?${search}` : ""}`);
       errorBox.hidden = true;
