@@ -91,7 +91,8 @@ def login(
 def logout(request: Request, session: DB) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        user = resolve_session(session, token) if len(token) <= 256 else None
+        plausible = len(token) <= 256 and "\x00" not in token
+        user = resolve_session(session, token) if plausible else None
         if user is not None:
             record(request, session, user, audit.Action.LOGOUT)
         end_session(session, token)
