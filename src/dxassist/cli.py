@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from dxassist import __version__
 from dxassist.assistant import cli as assistant_cli
+from dxassist.audit import cli as audit_cli
 from dxassist.cxr.taxonomy import DISPLAY_NAMES, FINDINGS
 from dxassist.errors import DxAssistError, InputError, ModelError, StoreUnavailableError
 from dxassist.interop.commands import add_dicom_options, apply_dicom_options
@@ -347,6 +348,9 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     sessions = _migrated_sessions(settings)
     with sessions() as session:
         user = create_user(session, args.username, password, args.role)
+        audit_cli.record_command(
+            session, "user_add", {"user": user.username, "role": user.role.value}
+        )
     print(f"user {user.username} ({user.role.value}) created in {_redacted(settings.database_url)}")
     return EXIT_OK
 
@@ -374,6 +378,7 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
         if user is None:
             return EXIT_USAGE
         set_password(session, user, password)
+        audit_cli.record_command(session, "user_passwd", {"user": user.username})
     print(f"password of {user.username} changed; their browser sessions were ended")
     return EXIT_OK
 
@@ -388,6 +393,8 @@ def cmd_user_active(args: argparse.Namespace) -> int:
         if user is None:
             return EXIT_USAGE
         set_active(session, user, active)
+        action = "user_enable" if active else "user_disable"
+        audit_cli.record_command(session, action, {"user": user.username})
     if active:
         print(f"user {user.username} enabled")
     else:
@@ -441,6 +448,11 @@ def cmd_token_create(args: argparse.Namespace) -> int:
             _err(f"no user {args.username!r}; create it first with `dxassist user add`")
             return EXIT_USAGE
         token = create_token(session, user, args.name, args.scope)
+        audit_cli.record_command(
+            session,
+            "token_create",
+            {"user": user.username, "name": args.name, "token_id": _token_id(session, token)},
+        )
     print(token)
     scope = f"limited to {', '.join(sorted(set(args.scope)))}" if args.scope else "all of its role"
     print(
@@ -449,6 +461,19 @@ def cmd_token_create(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return EXIT_OK
+
+
+def _token_id(session: Session, token: str) -> str:
+    """The first 8 characters of the id of a token just created (what `token list` shows)."""
+    import hashlib
+
+    from sqlalchemy import select
+
+    from dxassist.store.models import ApiToken
+
+    digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
+    found = session.scalar(select(ApiToken.id).where(ApiToken.token_hash == digest))
+    return (found or "")[:8]
 
 
 def _own_command() -> str:
@@ -489,6 +514,10 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
     sessions = _migrated_sessions(_service_settings())
     with sessions() as session:
         token = revoke_token(session, args.token_id)
+        if token is not None:
+            audit_cli.record_command(
+                session, "token_revoke", {"token_id": token.id[:8], "name": token.name}
+            )
     if token is None:
         _err(f"no API token has an id starting {args.token_id!r}; see `dxassist token list`")
         return EXIT_USAGE
@@ -713,6 +742,7 @@ def build_parser() -> argparse.ArgumentParser:
     prognosis_cli.register(sub)
     assistant_cli.register(sub)
     register_export(sub)
+    audit_cli.register(sub)
     return parser
 
 

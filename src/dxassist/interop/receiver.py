@@ -42,6 +42,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from dxassist.audit import trail as audit
 from dxassist.config import Settings, SettingsError
 from dxassist.ingest import ReceiveError, receive_files
 from dxassist.store import repository
@@ -279,6 +280,17 @@ class DicomReceiver:
                     keep_non_chest=self.non_chest == "store",
                 )
                 study_id, status = received.study.id, str(received.study.status)
+                # stored and audited before the sender hears success; an audit failure
+                # is a failure (the sender retries; the retry is a recorded duplicate)
+                audit.record(
+                    session,
+                    audit.Action.DICOM_RECEIVE,
+                    actor=calling,
+                    actor_role="dicom",
+                    study_id=study_id,
+                    detail={"duplicate": received.duplicate, "status": status},
+                    client=_peer(event),
+                )
         except ReceiveError as exc:
             self._count("refused")
             reason = exc.problems[0][1].removeprefix(f"{name}: ")
@@ -313,3 +325,12 @@ class DicomReceiver:
             if self.on_stored is not None:
                 self.on_stored()
         return _status(SUCCESS)
+
+
+def _peer(event: Any) -> str | None:
+    """host:port of the association's requestor."""
+    try:
+        requestor = event.assoc.requestor
+        return f"{requestor.address}:{requestor.port}"
+    except Exception:
+        return None

@@ -253,3 +253,29 @@ class Delivery(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEvent(Base):
+    """One entry of the audit trail: who did what to which study, when, from where.
+
+    Append-only (database triggers refuse UPDATE and DELETE) and hash-chained: ``hash`` is
+    the SHA-256 of ``prev_hash`` and the canonical JSON of the other fields, ``prev_hash``
+    the hash of the entry before (ids are consecutive). See :mod:`dxassist.audit`.
+    """
+
+    __tablename__ = "audit_event"
+
+    #: the chain order: 1, 2, 3, ... with no gaps (a gap is a deleted entry)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    #: a username, "system" (the command line), or the calling AE title of a DICOM sender
+    actor: Mapped[str] = mapped_column(String(64), index=True)
+    actor_role: Mapped[str | None] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    study_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    #: short JSON, never patient identifiers
+    detail: Mapped[str | None] = mapped_column(Text)
+    #: the client's IP address, the DICOM peer, or user@host for the command line
+    client: Mapped[str | None] = mapped_column(String(128))
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from dxassist.audit.trail import Action
 from dxassist.cxr.taxonomy import FINDINGS, PNEUMONIA_UNTYPED, REVIEW_LABELS
 from dxassist.errors import DxAssistError
 from dxassist.ingest import ReceiveError, receive_files
@@ -25,6 +26,7 @@ from dxassist.jobs.tasks import ensure_preview, heatmap_layer_relpath, heatmap_r
 from dxassist.store import repository
 from dxassist.store.models import Study, StudyStatus, User
 from dxassist.training_export import EXPORT_COLUMNS, export_rows
+from dxassist.web.audit import record, record_worklist
 from dxassist.web.deps import (
     DB,
     Exporter,
@@ -192,6 +194,15 @@ async def upload_studies(request: Request, state: State, user: Uploader) -> dict
     def receive() -> list[Any]:
         with state.sessions() as session:
             received = receive_files(state.settings, session, items)
+            for r in received:
+                record(
+                    request,
+                    session,
+                    user,
+                    Action.STUDY_UPLOAD,
+                    r.study.id,
+                    {"duplicate": r.duplicate, "status": str(r.study.status)},
+                )
             return [
                 {
                     "id": r.study.id,
@@ -259,6 +270,7 @@ def _split_values(values: list[str] | None, allowed: tuple[str, ...], name: str)
 
 @router.get("/worklist")
 def worklist(
+    request: Request,
     session: DB,
     user: Reader,
     status_: Annotated[
@@ -304,6 +316,7 @@ def worklist(
     )
     total, studies = repository.worklist(session, query)
     reviews = repository.latest_reviews(session, [s.id for s in studies]) if reviewed else {}
+    record_worklist(request, session, user, total, len(studies))
     return {
         "total": total,
         "limit": limit,
@@ -313,7 +326,9 @@ def worklist(
 
 
 @router.get("/studies/{study_id}")
-def get_study(state: State, session: DB, user: Reader, study_id: str) -> dict[str, Any]:
+def get_study(
+    request: Request, state: State, session: DB, user: Reader, study_id: str
+) -> dict[str, Any]:
     """Metadata, the AI read (once ready; with the triage thresholds and the finding the
     heatmap shows), warnings, image and heatmap URLs and the newest review."""
     study = _study_or_404(session, study_id)
@@ -326,6 +341,7 @@ def get_study(state: State, session: DB, user: Reader, study_id: str) -> dict[st
         if study.study_instance_uid
         else [study]
     )
+    record(request, session, user, Action.STUDY_VIEW, study.id)
     return detail(
         study,
         _review_json(session, study),
@@ -336,7 +352,7 @@ def get_study(state: State, session: DB, user: Reader, study_id: str) -> dict[st
 
 
 @router.get("/studies/{study_id}/fhir")
-def study_fhir(session: DB, user: Reader, study_id: str) -> Response:
+def study_fhir(request: Request, session: DB, user: Reader, study_id: str) -> Response:
     """The AI read as a FHIR R4 Bundle (collection): a DiagnosticReport (preliminary until
     a radiologist reviews it, then final with the radiologist's labels), one Observation
     per finding with its probability as valueQuantity, the ImagingStudy and the
@@ -351,11 +367,14 @@ def study_fhir(session: DB, user: Reader, study_id: str) -> Response:
         bundle = study_bundle(study, same_study, repository.latest_review(session, study.id))
     except FhirUnavailableError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    record(request, session, user, Action.FHIR_VIEW, study.id)
     return Response(json.dumps(bundle), media_type="application/fhir+json")
 
 
 @router.post("/studies/{study_id}/release", status_code=status.HTTP_202_ACCEPTED)
-def release_study(state: State, session: DB, user: Releaser, study_id: str) -> dict[str, Any]:
+def release_study(
+    request: Request, state: State, session: DB, user: Releaser, study_id: str
+) -> dict[str, Any]:
     """Release a quarantined study (possibly burned-in identifying text) for analysis, after
     an administrator has looked at it. 409 if it is not quarantined."""
     _study_or_404(session, study_id)
@@ -363,16 +382,20 @@ def release_study(state: State, session: DB, user: Releaser, study_id: str) -> d
         study = repository.release(session, study_id)
     except repository.StudyNotQuarantinedError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    record(request, session, user, Action.STUDY_RELEASE, study_id)
     state.worker.wake()
     return summary(study)
 
 
 @router.post("/studies/{study_id}/deliveries/retry", status_code=status.HTTP_202_ACCEPTED)
-def retry_deliveries(state: State, session: DB, user: Resender, study_id: str) -> dict[str, Any]:
+def retry_deliveries(
+    request: Request, state: State, session: DB, user: Resender, study_id: str
+) -> dict[str, Any]:
     """Send a study's pending results now instead of at the next back-off time (after the
     PACS is back). Needs results:resend (admins)."""
     _study_or_404(session, study_id)
     n = repository.retry_deliveries_now(session, study_id)
+    record(request, session, user, Action.RESULTS_RESEND, study_id, {"retried": n})
     if state.sender is not None:
         state.sender.wake()
     return {"retried": n}
@@ -383,20 +406,26 @@ def _png(path: Path) -> FileResponse:
 
 
 @router.get("/studies/{study_id}/image.png", response_class=Response)
-def study_image(state: State, session: DB, user: Reader, study_id: str) -> FileResponse:
+def study_image(
+    request: Request, state: State, session: DB, user: Reader, study_id: str
+) -> FileResponse:
     """The radiograph as an 8-bit PNG (longest side at most 2048 px), display-ready."""
     study = _study_or_404(session, study_id)
     try:
-        return _png(ensure_preview(state.settings, study))
+        path = ensure_preview(state.settings, study)
     except DxAssistError as exc:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
             detail=f"the stored image cannot be shown: {exc}. Ask an administrator to check "
             "the data folder",
         ) from None
+    record(request, session, user, Action.IMAGE_VIEW, study.id)
+    return _png(path)
 
 
-def _ready_file(state: State, session: DB, study_id: str, rel: Path, what: str) -> FileResponse:
+def _ready_file(
+    request: Request, state: State, session: DB, user: User, study_id: str, rel: Path, what: str
+) -> FileResponse:
     study = _study_or_404(session, study_id)
     if study.status != StudyStatus.READY:
         raise HTTPException(
@@ -409,29 +438,39 @@ def _ready_file(state: State, session: DB, study_id: str, rel: Path, what: str) 
             status.HTTP_409_CONFLICT,
             detail=f"the {what} of study {study_id} is missing; retry the analysis",
         )
+    record(request, session, user, Action.HEATMAP_VIEW, study.id, {"file": path.name})
     return _png(path)
 
 
 @router.get("/studies/{study_id}/heatmap.png", response_class=Response)
-def study_heatmap(state: State, session: DB, user: Reader, study_id: str) -> FileResponse:
+def study_heatmap(
+    request: Request, state: State, session: DB, user: Reader, study_id: str
+) -> FileResponse:
     """The radiograph with the heatmap blended in (as `dxassist read` writes it)."""
-    return _ready_file(state, session, study_id, heatmap_relpath(study_id), "heatmap")
+    rel = heatmap_relpath(study_id)
+    return _ready_file(request, state, session, user, study_id, rel, "heatmap")
 
 
 @router.get("/studies/{study_id}/heatmap-layer.png", response_class=Response)
-def study_heatmap_layer(state: State, session: DB, user: Reader, study_id: str) -> FileResponse:
+def study_heatmap_layer(
+    request: Request, state: State, session: DB, user: Reader, study_id: str
+) -> FileResponse:
     """The heatmap alone, RGBA, the size of image.png, for overlaying at any opacity."""
-    return _ready_file(state, session, study_id, heatmap_layer_relpath(study_id), "heatmap layer")
+    rel = heatmap_layer_relpath(study_id)
+    return _ready_file(request, state, session, user, study_id, rel, "heatmap layer")
 
 
 @router.post("/studies/{study_id}/retry", status_code=status.HTTP_202_ACCEPTED)
-def retry_study(state: State, session: DB, user: Reviewer, study_id: str) -> dict[str, Any]:
+def retry_study(
+    request: Request, state: State, session: DB, user: Reviewer, study_id: str
+) -> dict[str, Any]:
     """Queue a failed study for analysis again."""
     _study_or_404(session, study_id)
     try:
         study = repository.retry(session, study_id)
     except repository.StudyNotRetryableError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    record(request, session, user, Action.RETRY, study_id)
     state.worker.wake()
     return summary(study)
 
@@ -504,7 +543,9 @@ def _check_review(body: ReviewIn, study: Study) -> list[str]:
 
 
 @router.post("/studies/{study_id}/review", status_code=status.HTTP_201_CREATED)
-def review_study(session: DB, user: Reviewer, study_id: str, body: ReviewIn) -> dict[str, Any]:
+def review_study(
+    request: Request, session: DB, user: Reviewer, study_id: str, body: ReviewIn
+) -> dict[str, Any]:
     """Store your read (final labels, agree/disagree, note); the study leaves the open
     worklist. Reviewing again corrects it (the newest review counts). Answers with the
     review and the most urgent open study (`next_study_id`)."""
@@ -526,6 +567,14 @@ def review_study(session: DB, user: Reviewer, study_id: str, body: ReviewIn) -> 
         )
     except repository.ReviewNotAllowedError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    record(
+        request,
+        session,
+        user,
+        Action.REVIEW,
+        study_id,
+        {"labels": labels, "agrees_with_ai": body.agrees_with_ai},
+    )
     following = repository.first_open(session)
     return {
         "study_id": study_id,
@@ -535,14 +584,17 @@ def review_study(session: DB, user: Reviewer, study_id: str, body: ReviewIn) -> 
 
 
 @router.get("/labels.csv", response_class=Response)
-def labels_csv(state: State, session: DB, user: Exporter) -> Response:
+def labels_csv(request: Request, state: State, session: DB, user: Exporter) -> Response:
     """Reviewed studies as a training manifest that `dxassist train --manifest` accepts
     (path, dataset, patient_id, label, view, age_group, split, then study details)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
     writer.writeheader()
+    n = 0
     for row in export_rows(state.settings, repository.reviewed_studies(session)):
         writer.writerow(row)
+        n += 1
+    record(request, session, user, Action.EXPORT_TRAINING, detail={"rows": n})
     return Response(
         out.getvalue(),
         media_type="text/csv; charset=utf-8",

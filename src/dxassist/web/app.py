@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dxassist import __version__
+from dxassist.audit.trail import AuditUnavailableError
 from dxassist.config import Settings
 from dxassist.cxr.runtime import CxrModel
 from dxassist.errors import DxAssistError
@@ -29,6 +30,7 @@ from dxassist.privacy import load_or_create_site_secret
 from dxassist.store import upgrade_to_head
 from dxassist.store.db import session_factory_for
 from dxassist.web import api, assist, pages, prognosis
+from dxassist.web import audit as audit_web
 from dxassist.web.deps import SESSION_COOKIE, AppState
 
 log = logging.getLogger(__name__)
@@ -264,6 +266,8 @@ def create_app(
     app.include_router(assist.router)
     app.include_router(pages.router)
     app.include_router(prognosis.router)
+    app.include_router(audit_web.router)
+    app.add_exception_handler(AuditUnavailableError, audit_web.audit_unavailable)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 

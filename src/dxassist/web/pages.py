@@ -14,12 +14,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from dxassist import __version__
-from dxassist.accounts import authenticate, end_session, ratelimit, start_session
+from dxassist.accounts import authenticate, end_session, ratelimit, resolve_session, start_session
 from dxassist.accounts.permissions import Permission, allowed
 from dxassist.accounts.service import SESSION_HOURS
+from dxassist.audit import trail as audit
 from dxassist.store import repository
 from dxassist.store.models import User
 from dxassist.web import csrf
+from dxassist.web.audit import client_of, record
 from dxassist.web.deps import DB, SESSION_COOKIE, Uploader, allow
 
 router = APIRouter(include_in_schema=False)
@@ -76,6 +78,13 @@ def login(
     client = request.client.host if request.client else None
     lockout = ratelimit.check(session, name, client)
     if lockout is not None:
+        audit.record(
+            session,
+            audit.Action.LOGIN_FAILED,
+            actor=name,
+            client=client_of(request),
+            detail={"locked": True},
+        )
         return _login_form(
             request,
             next,
@@ -87,10 +96,13 @@ def login(
     user = authenticate(session, name, password) if name else None
     if user is None:
         ratelimit.record_failure(session, name, client)
+        # the attempted name (never the password): a guessing attack shows in the trail
+        audit.record(session, audit.Action.LOGIN_FAILED, actor=name, client=client_of(request))
         return _login_form(
             request, next, username, "Wrong user name or password.", status.HTTP_401_UNAUTHORIZED
         )
     ratelimit.record_success(session, name)
+    record(request, session, user, audit.Action.LOGIN)
     token = start_session(session, user)
     response = RedirectResponse(_safe_next(next), status_code=status.HTTP_303_SEE_OTHER)
     response.set_cookie(
@@ -117,6 +129,10 @@ def logout(request: Request, session: DB, csrf_token: Annotated[str, Form()] = "
                 {"user": None, "heading": "Not logged out", "what": csrf.REFUSED},
                 status_code=status.HTTP_403_FORBIDDEN,
             )
+        plausible = len(token) <= 256 and "\x00" not in token
+        user = resolve_session(session, token) if plausible else None
+        if user is not None:
+            record(request, session, user, audit.Action.LOGOUT)
         end_session(session, token)
     response = RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
     response.delete_cookie(SESSION_COOKIE, path="/")

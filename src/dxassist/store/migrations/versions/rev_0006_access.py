@@ -1,7 +1,7 @@
 """login rate limit (login_failure), scoped API tokens (api_token.scopes)
 
 Revision ID: 0006
-Revises: 0004 (re-chain after 0005, the audit trail, when both are merged)
+Revises: 0005 (re-chain after 0005, the audit trail, when both are merged)
 Create Date: 2026-12-04
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
