@@ -467,6 +467,14 @@ def load_ddxplus() -> Benchmark:
             for d in diseases
         },
         "questions": {e: evidences[e].get("question_en", e) for e in symptoms},
+        # a sub-question (e.g. "Is the rash swollen?") and the question it depends on
+        # ("Do you have any lesions, redness or problems on your skin?"): `code_question`
+        "parents": {
+            e: evidences[e]["code_question"]
+            for e in symptoms
+            if evidences[e].get("code_question", e) not in (e, None)
+            and evidences[e]["code_question"] in evidences
+        },
         "antecedent": {e: bool(evidences[e].get("is_antecedent")) for e in symptoms},
     }
     return Benchmark(
