@@ -137,3 +137,13 @@ def test_cli_default_dataset_and_dataset_list(capsys: pytest.CaptureFixture[str]
         _main(["assist", "--help"])
     helptext = capsys.readouterr().out
     assert "paediatric" in helptext and "equally common" in helptext
+
+
+def test_symptom_list_says_what_is_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _main(["assist", "symptoms", "--dataset", "mz10"]) == 0
+    lines = {ln.split("\t")[0]: ln for ln in capsys.readouterr().out.splitlines()}
+    assert lines["支气管炎"].endswith("no: a diagnosis (name ending)")
+    assert lines["咳嗽"].endswith("\tyes")
+    assert _main(["assist", "symptoms", "--dataset", "ddxplus"]) == 0
+    lines = {ln.split("\t")[0]: ln for ln in capsys.readouterr().out.splitlines()}
+    assert lines["E_132"].endswith("after E_129=yes")

@@ -86,7 +86,11 @@ def test_vocabulary_endpoints(service: Service) -> None:
         "code": "咳嗽",
         "name": "咳嗽 (cough)",
         "question": "Does the patient have 咳嗽 (cough)?",
+        "asked": True,
     } in vocab
+    mz10 = service.admin.get("/api/v1/assist/datasets/mz10/symptoms").json()["symptoms"]
+    bronchitis = next(s for s in mz10 if s["code"] == "支气管炎")
+    assert bronchitis["asked"] is False and "diagnosis" in bronchitis["not_asked"]
     assert service.admin.get("/api/v1/assist/datasets/nope/symptoms").status_code == 422
 
 

@@ -168,8 +168,13 @@ def cmd_symptoms(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(rows)
     else:
+        print("code\tname\tasked")
         for r in rows:
-            print(f"{r['code']}\t{r['name']}")
+            if r["asked"]:
+                asked = f"after {r['asked_after']}=yes" if "asked_after" in r else "yes"
+            else:
+                asked = f"no: {r['not_asked']}"
+            print(f"{r['code']}\t{r['name']}\t{asked}")
     return 0
 
 

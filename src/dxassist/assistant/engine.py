@@ -131,10 +131,19 @@ class Assistant:
             f"(list them with `dxassist assist symptoms --dataset {self.dataset}`)"
         )
 
-    def vocabulary(self) -> list[dict[str, str]]:
+    def vocabulary(self) -> list[dict[str, Any]]:
+        m = self.model
         return [
-            {"code": s, "name": self.symptom_names.get(s, s), "question": self.question(s)}
-            for s in self.model.symptoms
+            {
+                "code": s,
+                "name": self.symptom_names.get(s, s),
+                "question": self.question(s),
+                # False: a diagnosis or test term, accepted as input but never asked
+                "asked": s not in m.not_asked,
+                **({"not_asked": m.not_asked[s]} if s in m.not_asked else {}),
+                **({"asked_after": m.parents[s]} if s in m.parents else {}),
+            }
+            for s in m.symptoms
         ]
 
     def question(self, code: str) -> str:
