@@ -46,6 +46,13 @@ def test_no_red_flag_without_positive_evidence() -> None:
     assert op.information["weak"]
 
 
+def test_a_confident_answer_is_not_weak() -> None:
+    op = get_assistant("gmd12").opinion({"乳房胀痛": "yes"})
+    assert op.confident and op.information["present"] == 1 and not op.information["weak"]
+    op = get_assistant("mz4").opinion({"咳嗽": "yes"})
+    assert not op.confident and op.information["weak"]
+
+
 def test_trained_datasets_have_no_equal_prior_note() -> None:
     op = get_assistant("mz10").opinion({"咳嗽": "yes", "发热": "yes"})
     assert not any("equally common" in n for n in op.notes)

@@ -31,8 +31,8 @@ MAX_SYMPTOMS = 500
 #: DDXPlus severity at or below which a likely condition is flagged (1 = most severe)
 RED_FLAG_SEVERITY = 2
 RED_FLAG_PROBABILITY = 0.05
-#: the evidence is "weak" (the ranking carries little information) when any of these holds:
-#: fewer symptoms answered yes than this,
+#: the evidence is "weak" (the ranking carries little information) when the top probability
+#: is below the model's stop threshold and any of these holds: fewer symptoms answered yes,
 WEAK_MIN_PRESENT = 2
 #: more effective candidate diseases exp(entropy) than the differential shows (5),
 WEAK_EFFECTIVE_DISEASES = 5.0
@@ -260,7 +260,9 @@ class Assistant:
         kl = float((q * (np.log(q) - np.log(np.clip(prior, 1e-300, None)))).sum())
         present = sum(1 for v in answers.values() if v == YES)
         effective = float(np.exp(entropy))
-        weak = (
+        # a confident differential (top >= the stop threshold chosen on validation) is not
+        # weak, even from one symptom (GMD-12: 乳房胀痛 alone gives mastitis 0.92)
+        weak = float(p.max()) < m.stop_threshold and (
             present < WEAK_MIN_PRESENT or effective > WEAK_EFFECTIVE_DISEASES or kl < WEAK_MIN_NATS
         )
         return {
@@ -268,7 +270,9 @@ class Assistant:
             "effective_diseases": round(effective, 2),
             "nats_from_prior": round(max(0.0, kl), 3),
             "weak": bool(weak),
-            "rule": f"weak if fewer than {WEAK_MIN_PRESENT} symptoms present, or more than "
+            "rule": f"weak if the top probability is below the stop threshold "
+            f"({m.stop_threshold:g}) and: fewer than {WEAK_MIN_PRESENT} symptoms present, "
+            "or more than "
             f"{WEAK_EFFECTIVE_DISEASES:.0f} effective diseases (exp entropy), or under 1 bit "
             "(ln 2 nats) gained over the prior",
         }
