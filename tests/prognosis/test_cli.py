@@ -32,7 +32,7 @@ def test_predict_json(capsys: pytest.CaptureFixture[str], prognosis_model: Progn
     obj = json.loads(lines[0])
     assert obj == prognosis_model.predict({"LDH": 412, "hsCRP": 56}, id="bed 7").to_json()
     assert obj["id"] == "bed 7"
-    assert any(w.startswith("lymphocyte_pct missing") for w in obj["warnings"])
+    assert any(w.startswith("lymphocyte_pct not given") for w in obj["warnings"])
 
 
 def test_predict_csv_echoes_ids_and_keeps_going_after_a_bad_row(
@@ -52,7 +52,7 @@ def test_predict_csv_echoes_ids_and_keeps_going_after_a_bad_row(
             {"LDH": "412", "hsCRP": "56", "lymphocyte_pct": "9.5"}, id="A-1"
         ).to_json()
     )
-    assert any(w.startswith("hsCRP missing") for w in objs[1]["warnings"])
+    assert any(w.startswith("hsCRP not given") for w in objs[1]["warnings"])
     assert "cannot exceed 100" in objs[2]["error"] and "risk" not in objs[2]
     assert objs[3]["band"] == "high"
     assert "line 4 (id C-3): lymphocyte_pct" in captured.err
@@ -65,7 +65,7 @@ def test_predict_csv_human_without_id_column(
     sheet.write_text("ldh,hs-crp\n300,20\n")
     assert main(["prognosis", "predict", "--csv", str(sheet)]) == 0
     out = capsys.readouterr().out
-    assert "risk of death" in out and "lymphocyte_pct missing" in out
+    assert "risk of death" in out and "lymphocyte_pct not given" in out
 
 
 @pytest.mark.parametrize(
@@ -73,7 +73,7 @@ def test_predict_csv_human_without_id_column(
     [
         (["--lab", "LDH412"], 2, "write NAME=VALUE"),
         (["--lab", "LDH=1", "--lab", "LDH=2"], 2, "given twice"),
-        ([], 2, "give the labs with --lab"),
+        ([], 2, "give --lab KEY=VALUE (one or more"),
         (["--lab", "LDH=-3"], 3, "negative"),
         (["--lab", "lymphocyte_pct=101"], 3, "cannot exceed 100"),
         (["--lab", "LDH=40000"], 3, "no plausible serum LDH"),
@@ -130,3 +130,27 @@ def test_missing_model_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[s
     code = main(["prognosis", "predict", *LABS, "--model", str(tmp_path / "x.json")])
     assert code == 4
     assert "not found" in capsys.readouterr().err
+
+
+def test_no_labs_and_no_csv_says_what_to_give(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prognosis", "predict"]) == 2
+    err = capsys.readouterr().err
+    assert "give --lab KEY=VALUE (one or more" in err and "or --csv FILE" in err
+    assert "not both" not in err
+
+
+def test_crp_is_read_as_hscrp_with_a_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["prognosis", "predict", "--lab", "ldh=412", "--lab", "CRP=5", "--json"]
+    assert main(argv) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert any("'CRP' was read as hs-CRP" in w and "mg/L" in w for w in obj["warnings"])
+    assert main(["prognosis", "predict", "--lab", "ldh=412", "--lab", "hsCRP=5", "--json"]) == 0
+    assert not any("read as" in w for w in json.loads(capsys.readouterr().out)["warnings"])
+
+
+def test_a_lab_not_given_is_a_warning_not_a_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prognosis", "predict", "--lab", "LDH=412", "--lab", "hsCRP=56"]) == 0
+    out = capsys.readouterr().out
+    reasons = out.split("reasons", 1)[1].split("warnings", 1)[0]
+    assert "lymphocyte_pct" not in reasons and "median" not in reasons
+    assert "lymphocyte_pct not given: scored as the training median" in out

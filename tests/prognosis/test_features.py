@@ -133,8 +133,8 @@ def test_missing_labs_are_allowed_and_warned() -> None:
     values, warnings = check_labs({"ldh": 300, "hs-crp": "", "lymphocyte_pct": None})
     assert values == {"LDH": 300.0, "hsCRP": None, "lymphocyte_pct": None}
     assert len(warnings) == 2
-    assert any(w.startswith("hsCRP missing") for w in warnings)
-    assert any(w.startswith("lymphocyte_pct missing") for w in warnings)
+    assert any(w.startswith("hsCRP not given") for w in warnings)
+    assert any(w.startswith("lymphocyte_pct not given") for w in warnings)
 
 
 def test_no_lab_at_all_unknown_and_duplicate_labs_are_refused() -> None:

@@ -33,7 +33,9 @@ def test_evaluate_reproduces_the_card_tables(
     assert report["n_boot_used"] == report["n_boot"] == 2000
     met = report["goal"]["met"]
     assert ("not met" not in card.lower()) == met
-    assert ("NOT met" in printed) != met
+    goal = next(line for line in printed.splitlines() if line.startswith("issue goal"))
+    assert ("not reached" in goal) != met and goal.endswith("see the model card")
+    assert f"AUC {report['point']['model_auc']:.3f}" in goal
     assert (out / "calibration.png").read_bytes().startswith(b"\x89PNG")
     with (out / "predictions.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))

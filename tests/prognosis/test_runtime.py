@@ -58,7 +58,7 @@ def test_missing_and_out_of_training_range_values_are_warned(
     high = prognosis_model.transforms[0].high
     r = prognosis_model.predict({"LDH": high + 500, "lymphocyte_pct": 9.5})
     assert any("above the highest value in training" in w for w in r.warnings)
-    assert any(w.startswith("hsCRP missing: the training median") for w in r.warnings)
+    assert any(w.startswith("hsCRP not given: scored as the training median") for w in r.warnings)
     # clipped: scored as the highest training value
     assert r.risk == prognosis_model.predict({"LDH": high, "lymphocyte_pct": 9.5}).risk
 

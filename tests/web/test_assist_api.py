@@ -61,7 +61,7 @@ BAD_REQUESTS = [
     ({"dataset": "mz10", "text": "x" * 5001}, "text"),
     ({"dataset": "mz10", "colour": "red"}, "unknown field"),
     ({"dataset": "mz10", "sex": "X"}, "sex"),
-    ({"symptoms": {}}, "dataset"),
+    ({"dataset": None, "symptoms": {"咳嗽": "yes"}}, "not in the ddxplus vocabulary"),
 ]
 
 
@@ -86,7 +86,11 @@ def test_vocabulary_endpoints(service: Service) -> None:
         "code": "咳嗽",
         "name": "咳嗽 (cough)",
         "question": "Does the patient have 咳嗽 (cough)?",
+        "asked": True,
     } in vocab
+    mz10 = service.admin.get("/api/v1/assist/datasets/mz10/symptoms").json()["symptoms"]
+    bronchitis = next(s for s in mz10 if s["code"] == "支气管炎")
+    assert bronchitis["asked"] is False and "diagnosis" in bronchitis["not_asked"]
     assert service.admin.get("/api/v1/assist/datasets/nope/symptoms").status_code == 422
 
 
@@ -100,3 +104,20 @@ def test_page_has_form_and_no_inline_script(service: Service) -> None:
     assert " style=" not in html
     assert 'href="/assist"' in html  # the nav link
     assert service.radiologist.get("/static/assist.js").status_code == 200
+
+
+def test_default_dataset_and_populations(service: Service) -> None:
+    r = service.admin.post("/api/v1/assist", json={"text": "sore throat and fever, no cough"})
+    assert r.status_code == 200, r.text
+    op = r.json()
+    assert op["dataset"] == "ddxplus"
+    assert op["notes"][0].startswith("no dataset named: used ddxplus")
+    assert any("equally common" in n for n in op["notes"])
+    assert any("too little information to rank these" in n for n in op["notes"])
+    assert op["information"]["weak"] is True
+    zh = service.admin.post("/api/v1/assist", json={"text": "发烧三天，咳嗽"}).json()
+    assert zh["dataset"] == "gmd12"
+    rows = service.admin.get("/api/v1/assist/datasets").json()["datasets"]
+    assert rows[0]["dataset"] == "ddxplus" and rows[0]["default"] is True
+    pop = {d["dataset"]: d["population"] for d in rows}
+    assert pop["mz4"] == "paediatric" and "adults" in pop["gmd12"]

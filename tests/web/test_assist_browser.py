@@ -23,7 +23,12 @@ def test_assistant_page_interview(server: Any, tabs: Any, artifacts: Any) -> Non
     page.get_by_role("link", name="Assistant").click()
     expect(page).to_have_url(f"{server.url}/assist")
     page.wait_for_selector("#assist-dataset option[value=mz10]", state="attached")
+    # a fresh user gets the default (DDXPlus), with its population shown next to the picker
+    expect(page.locator("#assist-dataset")).to_have_value("ddxplus")
+    expect(page.locator("#assist-population")).to_contain_text("adults and children")
+    expect(page.locator("#assist-dataset option[value=mz4]")).to_contain_text("paediatric")
     page.select_option("#assist-dataset", "mz10")
+    expect(page.locator("#assist-population")).to_contain_text("Patients: paediatric")
     expect(page.locator("#assist-vocab option").first).to_be_attached()
     page.fill("#assist-text", "宝宝发烧两天，咳嗽有痰，没有拉肚子")
     page.fill("#assist-symptom", "鼻流涕 (runny nose)")

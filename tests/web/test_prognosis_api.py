@@ -33,7 +33,7 @@ def test_predict_gives_the_cli_result_object(
     body = r.json()
     assert body["id"] is None
     assert body == prognosis_model.predict({"LDH": 412, "hsCRP": 56}).to_json()
-    assert any(w.startswith("lymphocyte_pct missing") for w in body["warnings"])
+    assert any(w.startswith("lymphocyte_pct not given") for w in body["warnings"])
 
 
 #: (body, status, words the detail must contain); one service for all (setup is slow)

@@ -49,7 +49,7 @@ def test_prognosis_page_in_browser(
     # a missing lab is answered with a warning
     page.locator('input[name="hsCRP"]').fill("")
     page.get_by_role("button", name="Estimate risk").click()
-    expect(page.locator("#prognosis-warnings li").first).to_contain_text("hsCRP missing")
+    expect(page.locator("#prognosis-warnings li").first).to_contain_text("hsCRP not given")
 
     # an impossible value: the server's message, no result
     page.locator('input[name="lymphocyte_pct"]').fill("140")

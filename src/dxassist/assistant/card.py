@@ -33,6 +33,13 @@ def card(model: SymptomModel, result: dict[str, Any]) -> str:
             f"with p = {meta['p_out']}; uniform prior; stop threshold {m.stop_threshold}). These "
             "settings were fixed before looking at the test patients and were not tuned. The "
             "2,611 test patients are used for evaluation only.",
+            "",
+            f"**Equal prevalence.** The uniform prior takes all {len(m.diseases)} conditions as "
+            "equally common (the knowledge base has no prevalence data), so rare, severe "
+            "conditions (Ebola, for one) are overstated against common ones, and the "
+            "probabilities are not calibrated to any patient population. Every DDXPlus answer "
+            "says so in its notes; a red flag needs at least one symptom answered yes that the "
+            "condition's knowledge base lists.",
         ]
     else:
         lines += [
@@ -57,6 +64,28 @@ def card(model: SymptomModel, result: dict[str, Any]) -> str:
                 f"{c['val_full_top1']} | {c['val_explicit_top1']} | {c['val_interactive_top1']}"
                 f" | {c['val_interactive_turns']} |"
             )
+    never = len(m.not_asked)
+    lines += [
+        "",
+        "## Interview rules (inference time)",
+        f"{never} of the {len(m.symptoms)} vocabulary terms are diagnoses or tests "
+        "(rules and lists in `src/dxassist/assistant/askable.py`, from the dataset's own "
+        "disease labels plus short documented word lists): they are accepted as input but "
+        "never asked as a next question.",
+    ]
+    if m.parents:
+        lines.append(
+            f"{len(m.parents)} sub-questions (DDXPlus `code_question`, e.g. 'Is the rash "
+            "swollen?') are asked only after their parent question was answered yes. Five "
+            "evidences name a parent that is not in the released evidence file; they are asked "
+            "as ordinary questions."
+        )
+    lines += [
+        "These rules apply in the interactive evaluation too. They changed no weight and no "
+        "selection step; the test table below was re-run with them.",
+    ]
+    for h in result.get("history", []):
+        lines.append(f"- {h}")
     lines += [
         "",
         "## Test results (95 % bootstrap CIs over test cases)",

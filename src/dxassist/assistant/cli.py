@@ -13,7 +13,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dxassist.assistant.data import DATASETS
+from dxassist.assistant.data import (
+    DATASET_INFO,
+    DATASETS,
+    DEFAULT_DATASET,
+    DEFAULT_DATASET_ZH,
+    default_dataset,
+    describe,
+)
 from dxassist.errors import DxAssistError
 
 EXIT_USAGE, EXIT_DEPENDENCY = 2, 5
@@ -71,7 +78,7 @@ def _print_opinion(op: dict[str, Any]) -> None:
     if op["next_questions"] and not op["confident"]:
         print("Next questions worth asking:")
         for q in op["next_questions"]:
-            print(f"  - {q['question']}  [{q['symptom']}; gain {q['information_gain']:.3f} nats]")
+            print(f"  - {q['question']}  [{q['symptom']}]")
     for note in op["notes"]:
         print(f"Note: {note}")
     print(op["disclaimer"])
@@ -80,9 +87,8 @@ def _print_opinion(op: dict[str, Any]) -> None:
 def cmd_opinion(args: argparse.Namespace) -> int:
     from dxassist.assistant.engine import get_assistant, parse_value
 
-    if not args.dataset:
-        _err(f"--dataset is required; choose one of: {', '.join(DATASETS)}")
-        return EXIT_USAGE
+    defaulted = not args.dataset
+    dataset = args.dataset or default_dataset(args.text)
     try:
         symptoms = _parse_symptoms(args.symptom or [])
     except _Usage as exc:
@@ -94,9 +100,16 @@ def cmd_opinion(args: argparse.Namespace) -> int:
     if args.age is not None and not 0 <= args.age <= 130:
         _err(f"--age {args.age}: give an age in years, 0-130")
         return EXIT_USAGE
-    assistant = get_assistant(args.dataset)
+    assistant = get_assistant(dataset)
     kwargs: dict[str, Any] = {"age": args.age, "sex": args.sex, "top": args.top}
-    op = assistant.opinion(symptoms, args.text, **kwargs).as_dict()
+
+    def opinion(answers: dict[str, str]) -> dict[str, Any]:
+        out = assistant.opinion(answers, args.text, **kwargs).as_dict()
+        if defaulted:
+            out["notes"].insert(0, default_note(assistant.dataset))
+        return out
+
+    op = opinion(symptoms)
     if not args.interactive:
         _print_json(op) if args.json else _print_opinion(op)
         return 0
@@ -121,7 +134,30 @@ def cmd_opinion(args: argparse.Namespace) -> int:
             continue
         asked.add(q["symptom"])
         answers[q["symptom"]] = ("yes", "no", "unsure")[value]
-        op = assistant.opinion(answers, args.text, **kwargs).as_dict()
+        op = opinion(answers)
+
+
+def default_note(dataset: str) -> str:
+    """The note added when no dataset was named."""
+    return (
+        f"no dataset named: used {describe(dataset)}, the default for "
+        f"{'Chinese' if dataset == DEFAULT_DATASET_ZH else 'English'} text; choose another "
+        "with --dataset (see `dxassist assist datasets`)"
+    )
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    rows = [{"dataset": n, **DATASET_INFO[n].__dict__} for n in DATASETS]
+    if args.json:
+        _print_json(rows)
+        return 0
+    for n in DATASETS:
+        print(describe(n))
+    print(
+        f"Default: {DEFAULT_DATASET} for English (or no) text, {DEFAULT_DATASET_ZH} for "
+        "Chinese text."
+    )
+    return 0
 
 
 def cmd_symptoms(args: argparse.Namespace) -> int:
@@ -132,8 +168,13 @@ def cmd_symptoms(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(rows)
     else:
+        print("code\tname\tasked")
         for r in rows:
-            print(f"{r['code']}\t{r['name']}")
+            if r["asked"]:
+                asked = f"after {r['asked_after']}=yes" if "asked_after" in r else "yes"
+            else:
+                asked = f"no: {r['not_asked']}"
+            print(f"{r['code']}\t{r['name']}\t{asked}")
     return 0
 
 
@@ -238,13 +279,23 @@ def _wrap(func: Any) -> Any:
 def register(sub: Any) -> None:
     """Add ``assist`` (and its ``evaluate`` / ``train`` / ``symptoms``) to the dxassist CLI."""
     names = ", ".join(DATASETS)
+    listing = "\n".join(f"  {describe(n)}" for n in DATASETS)
     p = sub.add_parser(
         "assist",
         help="diagnostic assistant: a ranked differential from symptoms or free text",
-        description="A ranked differential with calibrated probabilities, evidence for and "
-        "against, and the next questions worth asking. Research use only.",
+        description="A ranked differential with probabilities, evidence for and against, and "
+        "the next questions worth asking. Research use only.\n\nDatasets (--dataset):\n"
+        f"{listing}\n\nDefault: {DEFAULT_DATASET} (the broadest knowledge base: 49 "
+        f"conditions, adults and children, English) unless the text is Chinese, then "
+        f"{DEFAULT_DATASET_ZH} (adult general medicine, 12 diseases). The MZ and Dxy sets are "
+        "paediatric. DDXPlus probabilities assume every condition is equally common.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--dataset", help=f"vocabulary and model: {names}")
+    p.add_argument(
+        "--dataset",
+        help=f"vocabulary and model: {names} (default: {DEFAULT_DATASET}, or "
+        f"{DEFAULT_DATASET_ZH} for Chinese text)",
+    )
     p.add_argument(
         "--symptom",
         action="append",
@@ -279,6 +330,9 @@ def register(sub: Any) -> None:
     ca.add_argument("--dataset", required=True, help=f"{names} or all")
     ca.add_argument("--dir", help="model folder (default models/assist)")
     ca.set_defaults(func=_wrap(cmd_cards))
+    ds = asub.add_parser("datasets", help="the datasets: names, populations, languages")
+    ds.add_argument("--json", action="store_true")
+    ds.set_defaults(func=_wrap(cmd_datasets))
     sy = asub.add_parser("symptoms", help="list a dataset's symptom vocabulary")
     sy.add_argument("--dataset", required=True, help=names)
     sy.add_argument("--json", action="store_true")

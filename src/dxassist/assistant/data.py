@@ -467,6 +467,14 @@ def load_ddxplus() -> Benchmark:
             for d in diseases
         },
         "questions": {e: evidences[e].get("question_en", e) for e in symptoms},
+        # a sub-question (e.g. "Is the rash swollen?") and the question it depends on
+        # ("Do you have any lesions, redness or problems on your skin?"): `code_question`
+        "parents": {
+            e: evidences[e]["code_question"]
+            for e in symptoms
+            if evidences[e].get("code_question", e) not in (e, None)
+            and evidences[e]["code_question"] in evidences
+        },
         "antecedent": {e: bool(evidences[e].get("is_antecedent")) for e in symptoms},
     }
     return Benchmark(
@@ -497,6 +505,65 @@ LOADERS: dict[str, Callable[[], Benchmark]] = {
     "ddxplus": load_ddxplus,
 }
 DATASETS = tuple(LOADERS)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a clinician needs to pick a dataset: who its patients are and its language."""
+
+    label: str
+    population: str
+    language: str
+    diseases: int
+    source: str
+
+
+#: human-readable names and populations (from the datasets' disease lists and papers)
+DATASET_INFO: dict[str, DatasetInfo] = {
+    "ddxplus": DatasetInfo(
+        "DDXPlus", "adults and children, general medicine", "English", 49,
+        "simulated patients from a medical knowledge base",
+    ),
+    "gmd12": DatasetInfo(
+        "GMD-12", "adults, general medicine", "Chinese", 12, "online consultations",
+    ),
+    "sd90": DatasetInfo(
+        "SD-90", "general population", "English", 90, "synthetic, from SymCat statistics",
+    ),
+    "mz10": DatasetInfo(
+        "MZ-10 (IMCS-21)", "paediatric", "Chinese", 10, "online paediatric consultations",
+    ),
+    "mz4": DatasetInfo(
+        "MZ-4 (Muzhi)", "paediatric", "Chinese", 4, "online paediatric consultations",
+    ),
+    "mz4-1733": DatasetInfo(
+        "MZ-4, 1,733-case version", "paediatric", "Chinese", 4,
+        "online paediatric consultations",
+    ),
+    "dxy": DatasetInfo(
+        "Dxy", "mostly paediatric", "Chinese", 5, "online consultations, dxy.cn",
+    ),
+}  # fmt: skip
+#: used when no dataset is named: the broad knowledge base for English (or no) text, the
+#: adult general-medicine set for Chinese text (DDXPlus has no Chinese lexicon)
+DEFAULT_DATASET = "ddxplus"
+DEFAULT_DATASET_ZH = "gmd12"
+
+
+def describe(name: str) -> str:
+    """``ddxplus: DDXPlus - adults and children, general medicine; English; 49 diseases``."""
+    i = DATASET_INFO[name]
+    return f"{name}: {i.label} - {i.population}; {i.language}; {i.diseases} diseases ({i.source})"
+
+
+def has_chinese(text: str | None) -> bool:
+    return bool(text) and any("\u4e00" <= ch <= "\u9fff" for ch in text or "")
+
+
+def default_dataset(text: str | None) -> str:
+    """The dataset used when none is named (see DEFAULT_DATASET)."""
+    return DEFAULT_DATASET_ZH if has_chinese(text) else DEFAULT_DATASET
+
 
 _cache: dict[str, Benchmark] = {}
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from dxassist.assistant.data import DATASETS, VALUE_ALIASES, VALUE_NAMES, check_dataset
+from dxassist.assistant.data import DATASETS, VALUE_ALIASES, VALUE_NAMES, YES, check_dataset
 from dxassist.assistant.lexicon import Lexicon, Mapping, resolve
 from dxassist.assistant.model import MIN_GAIN, SymptomModel
 from dxassist.errors import InputError
@@ -31,6 +31,15 @@ MAX_SYMPTOMS = 500
 #: DDXPlus severity at or below which a likely condition is flagged (1 = most severe)
 RED_FLAG_SEVERITY = 2
 RED_FLAG_PROBABILITY = 0.05
+#: the evidence is "weak" (the ranking carries little information) when the top probability
+#: is below the model's stop threshold and any of these holds: fewer symptoms answered yes,
+WEAK_MIN_PRESENT = 2
+#: more effective candidate diseases exp(entropy) than the differential shows (5),
+WEAK_EFFECTIVE_DISEASES = 5.0
+#: or less information gained from the prior than one bit: KL(posterior || prior) < ln 2
+WEAK_MIN_NATS = float(np.log(2.0))
+#: an evidence weight below this is shown as neither for nor against (prints as +0.00)
+EVIDENCE_MIN = 0.005
 
 
 def assist_models_dir() -> Path:
@@ -55,6 +64,7 @@ class Opinion:
     stop_reason: str
     red_flags: list[str]
     notes: list[str] = field(default_factory=list)
+    information: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +78,7 @@ class Opinion:
             "stop_reason": self.stop_reason,
             "red_flags": self.red_flags,
             "notes": self.notes,
+            "information": self.information,
             "disclaimer": DISCLAIMER,
         }
 
@@ -120,10 +131,19 @@ class Assistant:
             f"(list them with `dxassist assist symptoms --dataset {self.dataset}`)"
         )
 
-    def vocabulary(self) -> list[dict[str, str]]:
+    def vocabulary(self) -> list[dict[str, Any]]:
+        m = self.model
         return [
-            {"code": s, "name": self.symptom_names.get(s, s), "question": self.question(s)}
-            for s in self.model.symptoms
+            {
+                "code": s,
+                "name": self.symptom_names.get(s, s),
+                "question": self.question(s),
+                # False: a diagnosis or test term, accepted as input but never asked
+                "asked": s not in m.not_asked,
+                **({"not_asked": m.not_asked[s]} if s in m.not_asked else {}),
+                **({"asked_after": m.parents[s]} if s in m.parents else {}),
+            }
+            for s in m.symptoms
         ]
 
     def question(self, code: str) -> str:
@@ -180,7 +200,7 @@ class Assistant:
         else:
             sel, mix = np.zeros((0, len(p))), np.zeros(0)
         differential = [self._entry(int(d), p, sel, mix, keys) for d in order]
-        gains = m.gains(logits, set(answers))
+        gains = m.question_gains(logits, answers)
         q_order = np.argsort(-gains)[:n_questions]
         questions = [
             {
@@ -201,6 +221,21 @@ class Assistant:
             reason = "not confident yet: ask the next question"
         if not answers:
             notes.append("no symptoms given: the differential is the prior of the data set")
+        info = self.information(p, answers)
+        if m.meta.get("prior") == "uniform":
+            notes.append(
+                f"the probabilities assume all {len(m.diseases)} conditions are equally common "
+                "(the knowledge base has no prevalence data), so rare diseases are overstated "
+                "and common ones understated; read the list as 'fits the symptoms', not as "
+                "how likely each disease is in your patient"
+            )
+        if answers and info["weak"]:
+            notes.append(
+                "too little information to rank these "
+                f"({info['present']} symptom(s) present; spread over about "
+                f"{info['effective_diseases']:.0f} diseases; {info['nats_from_prior']:.2f} nats "
+                "gained over the prior): ask the next questions"
+            )
         return Opinion(
             dataset=self.dataset,
             model=m.name,
@@ -210,9 +245,37 @@ class Assistant:
             next_questions=questions,
             confident=confident,
             stop_reason=reason,
-            red_flags=self._red_flags(p),
+            red_flags=self._red_flags(p, answers),
             notes=notes,
+            information=info,
         )
+
+    def information(self, p: np.ndarray, answers: dict[int, int]) -> dict[str, Any]:
+        """How much the answers say: symptoms present, the effective number of candidate
+        diseases exp(H(p)), and KL(p || prior) in nats; ``weak`` by the WEAK_* rules."""
+        m = self.model
+        prior = m.probs_of_logits(m.b.copy())
+        q = np.clip(p, 1e-300, None)
+        entropy = float(-(q * np.log(q)).sum())
+        kl = float((q * (np.log(q) - np.log(np.clip(prior, 1e-300, None)))).sum())
+        present = sum(1 for v in answers.values() if v == YES)
+        effective = float(np.exp(entropy))
+        # a confident differential (top >= the stop threshold chosen on validation) is not
+        # weak, even from one symptom (GMD-12: 乳房胀痛 alone gives mastitis 0.92)
+        weak = float(p.max()) < m.stop_threshold and (
+            present < WEAK_MIN_PRESENT or effective > WEAK_EFFECTIVE_DISEASES or kl < WEAK_MIN_NATS
+        )
+        return {
+            "present": present,
+            "effective_diseases": round(effective, 2),
+            "nats_from_prior": round(max(0.0, kl), 3),
+            "weak": bool(weak),
+            "rule": f"weak if the top probability is below the stop threshold "
+            f"({m.stop_threshold:g}) and: fewer than {WEAK_MIN_PRESENT} symptoms present, "
+            "or more than "
+            f"{WEAK_EFFECTIVE_DISEASES:.0f} effective diseases (exp entropy), or under 1 bit "
+            "(ln 2 nats) gained over the prior",
+        }
 
     def _entry(
         self, d: int, p: np.ndarray, sel: np.ndarray, mix: np.ndarray, keys: list[tuple[int, int]]
@@ -227,10 +290,10 @@ class Assistant:
             contrib = sel[:, d] - mix  # log-odds of each answer against the current mixture
             order = np.argsort(-contrib)
             for i in order[:5]:
-                if contrib[i] > 1e-3:
+                if contrib[i] >= EVIDENCE_MIN:
                     rows_for.append(self._row(keys[i], float(contrib[i])))
             for i in order[::-1][:5]:
-                if contrib[i] < -1e-3:
+                if contrib[i] <= -EVIDENCE_MIN:
                     rows_against.append(self._row(keys[i], float(contrib[i])))
         entry: dict[str, Any] = {
             "disease": name,
@@ -253,15 +316,37 @@ class Assistant:
             "weight": round(weight, 3),
         }
 
-    def _red_flags(self, p: np.ndarray) -> list[str]:
+    def supports(self, d: int, s: int) -> bool:
+        """Whether a "yes" to symptom ``s`` is positive evidence for disease ``d``: the
+        knowledge base links them (kb_bayes), else "yes" is likelier under ``d`` than on
+        average over the diseases."""
+        m = self.model
+        if m.kind == "kb_bayes":
+            return bool(m.A[YES, d, s] > float(m.meta.get("p_out", 0.0)))
+        return bool(m.A[YES, d, s] > float(m.A[YES, :, s].mean()))
+
+    def _red_flags(self, p: np.ndarray, answers: dict[int, int]) -> list[str]:
+        """A severe condition (severity <= RED_FLAG_SEVERITY) at p >= RED_FLAG_PROBABILITY,
+        and only if at least one symptom answered yes is one that its knowledge base lists:
+        a flag resting on no positive evidence is not raised."""
         flags = []
-        for d, name in enumerate(self.model.diseases):
+        m = self.model
+        present = [s for s, v in answers.items() if v == YES]
+        equal_prior = m.meta.get("prior") == "uniform"
+        for d, name in enumerate(m.diseases):
             sev = self.severity.get(name)
-            if sev is not None and sev <= RED_FLAG_SEVERITY and p[d] >= RED_FLAG_PROBABILITY:
-                flags.append(
-                    f"{self.disease_names.get(name, name)} (severity {sev} of 5, 1 = most "
-                    f"severe) has probability {p[d]:.2f}: rule it out urgently"
-                )
+            if sev is None or sev > RED_FLAG_SEVERITY or p[d] < RED_FLAG_PROBABILITY:
+                continue
+            support = [s for s in present if self.supports(d, s)]
+            if not support:
+                continue
+            names = ", ".join(self.symptom_names.get(m.symptoms[s], m.symptoms[s]) for s in support)
+            caveat = " if every condition were equally common" if equal_prior else ""
+            flags.append(
+                f"{self.disease_names.get(name, name)} (severity {sev} of 5, 1 = most "
+                f"severe) would have probability {p[d]:.2f}{caveat}; it fits: {names}. "
+                "Rule it out urgently if the history makes it possible"
+            )
         return flags
 
 

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from dxassist.assistant.askable import never_asked
+from dxassist.assistant.data import YES
 from dxassist.errors import ModelError
 
 F = NDArray[np.float64]
@@ -51,6 +53,16 @@ class SymptomModel:
     def __post_init__(self) -> None:
         self.sym_index = {s: i for i, s in enumerate(self.symptoms)}
         self.dis_index = {d: i for i, d in enumerate(self.diseases)}
+        #: terms never proposed as questions (diagnoses and tests; see askable.py)
+        self.not_asked: dict[str, str] = never_asked(self.symptoms, self.diseases)
+        self._never = {self.sym_index[s] for s in self.not_asked}
+        #: sub-question -> the question it depends on (DDXPlus ``code_question``)
+        self.parents: dict[str, str] = {
+            c: p
+            for c, p in dict(self.meta.get("parents", {})).items()
+            if c in self.sym_index and p in self.sym_index
+        }
+        self._parent = {self.sym_index[c]: self.sym_index[p] for c, p in self.parents.items()}
         self._cache_t: float | None = None
         self._wt32: NDArray[np.float32] = np.zeros((0, 0, 0), dtype=np.float32)
         self._at32: NDArray[np.float32] = np.zeros((0, 0, 0), dtype=np.float32)
@@ -123,6 +135,17 @@ class SymptomModel:
         if asked:
             gain[list(asked)] = -np.inf
         return gain
+
+    def unaskable(self, answers: dict[int, int]) -> set[int]:
+        """Symptoms not to ask now: answered ones, diagnoses and tests, and sub-questions
+        whose parent question has not been answered yes."""
+        out = set(answers) | self._never
+        out.update(c for c, p in self._parent.items() if answers.get(p) != YES)
+        return out
+
+    def question_gains(self, logits: F, answers: dict[int, int]) -> F:
+        """:meth:`gains` of the questions that may be asked now (-inf for the rest)."""
+        return self.gains(logits, self.unaskable(answers))
 
     # -- files -----------------------------------------------------------------------------
     def save(self, folder: Path) -> tuple[Path, Path]:

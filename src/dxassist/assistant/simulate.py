@@ -1,7 +1,9 @@
 """The interactive evaluation the automatic-diagnosis papers use, and batch scoring.
 
 Start from a case's explicit (self-reported) symptoms; ask the unasked symptom with the
-highest expected information gain; answer from the case's implicit symptoms, and a symptom
+highest expected information gain (never a diagnosis or test term, never a sub-question
+before its parent was answered yes: the same rule as the assistant, model.unaskable);
+answer from the case's implicit symptoms, and a symptom
 the case does not mention gets the benchmark's "unmentioned" answer (not sure; DDXPlus:
 no). Stop when the top probability reaches the model's threshold, when no question gains
 information, or at the turn cap. Diagnose with the final differential.
@@ -52,7 +54,7 @@ def run_episode(
         p = model.probs_of_logits(logits)
         if p.max() >= threshold:
             break
-        gain = model.gains(logits, set(answers))
+        gain = model.question_gains(logits, answers)
         s = int(np.argmax(gain))
         if not np.isfinite(gain[s]) or gain[s] < MIN_GAIN:
             break

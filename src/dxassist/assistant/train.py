@@ -304,6 +304,7 @@ def attach_runtime(model: SymptomModel, bench: Benchmark) -> SymptomModel:
     if bench.name == "ddxplus":
         conds = bench.knowledge["conditions"]
         model.meta["questions"] = bench.knowledge["questions"]
+        model.meta["parents"] = bench.knowledge.get("parents", {})
         model.meta["severity"] = {d: conds[d]["severity"] for d in bench.diseases}
         from dxassist.assistant.glossary import DDXPLUS_TERMS
 

@@ -110,8 +110,14 @@ def _format_human(result: Any, model: Any) -> str:
 def cmd_predict(args: argparse.Namespace) -> int:
     from dxassist.prognosis.runtime import PrognosisModel
 
-    if bool(args.lab) == bool(args.csv):
-        _err("give the labs with --lab NAME=VALUE (one patient) or --csv FILE, not both")
+    if not args.lab and not args.csv:
+        _err(
+            "give --lab KEY=VALUE (one or more, e.g. --lab LDH=412 --lab hsCRP=56 --lab "
+            "lymphocyte_pct=9.5) or --csv FILE"
+        )
+        return EXIT_USAGE
+    if args.lab and args.csv:
+        _err("give the labs with --lab KEY=VALUE (one patient) or --csv FILE, not both")
         return EXIT_USAGE
     patients: list[tuple[str, str | None, dict[str, str]]]
     if args.lab:
@@ -222,13 +228,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(format_table(report))
     print()
     print(format_bands(report))
-    goal = report["goal"]
-    print(
-        f"\ngoal (AUC >= {goal['auc_at_least']}, calibration error <= "
-        f"{goal['calibration_error_at_most']}): {'met' if goal['met'] else 'NOT met'}"
-    )
+    print()
+    print(goal_line(report))
     print(f"report written to {args.out}")
     return EXIT_OK
+
+
+def goal_line(report: dict[str, Any]) -> str:
+    """The issue's development target, worded as a target (not a validation verdict)."""
+    goal = report["goal"]
+    point = report.get("point", {})
+    auc, ece = point.get("model_auc"), point.get("model_calibration_error")
+    measured = (
+        f" (AUC {auc:.3f}, ECE {ece:.3f})"
+        if isinstance(auc, int | float) and isinstance(ece, int | float)
+        else ""
+    )
+    return (
+        f"issue goal AUC >= {goal['auc_at_least']} and ECE <= "
+        f"{goal['calibration_error_at_most']}: {'reached' if goal['met'] else 'not reached'}"
+        f"{measured}; see the model card"
+    )
 
 
 def register(sub: Any) -> None:

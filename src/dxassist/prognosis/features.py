@@ -93,6 +93,13 @@ ALIASES: dict[str, str] = {
     "lymphocytes_pct": "lymphocyte_pct",
 }
 
+#: aliases that name a related but not always identical test: accepted with a warning
+READ_AS: dict[str, str] = {
+    "crp": "{name!r} was read as hs-CRP, the test the model was trained on (same unit, "
+    "mg/L); check that your laboratory's CRP is reported in mg/L, and use the name hsCRP "
+    "to silence this warning",
+}
+
 
 class InvalidLabError(InputError):
     """A lab value that cannot be a real measurement, or an unknown lab name."""
@@ -151,8 +158,11 @@ def check_labs(labs: Mapping[str, object]) -> tuple[dict[str, float | None], lis
     """
     values: dict[str, float | None] = dict.fromkeys(LAB_KEYS)
     seen: dict[str, str] = {}
+    notes: list[str] = []
     for name, raw in labs.items():
         key = canonical_key(name)
+        if name.strip().lower() in READ_AS:
+            notes.append(READ_AS[name.strip().lower()].format(name=name.strip()))
         if key in seen:
             raise InvalidLabError(
                 f"{key} given twice (as {seen[key]!r} and {name!r}); give it once"
@@ -166,8 +176,8 @@ def check_labs(labs: Mapping[str, object]) -> tuple[dict[str, float | None], lis
             "no lab value given; give at least one of "
             + ", ".join(f"{s.key} ({s.unit})" for s in LABS)
         )
-    warnings = [
-        f"{BY_KEY[k].key} missing: the risk is less reliable without {BY_KEY[k].name}"
+    warnings = notes + [
+        f"{BY_KEY[k].key} not given: the risk is less reliable without {BY_KEY[k].name}"
         for k, v in values.items()
         if v is None
     ]

@@ -257,11 +257,7 @@ class PrognosisModel:
             v = used[t.key]
             spec = BY_KEY[t.key]
             if v is None:
-                warnings = [w for w in warnings if not w.startswith(f"{t.key} missing")]
-                warnings.append(
-                    f"{t.key} missing: the training median ({t.median:g} {spec.unit}) was "
-                    "used instead; the risk is less reliable"
-                )
+                warnings = [w for w in warnings if not w.startswith(f"{t.key} not given")]
             elif v > t.high:
                 warnings.append(
                     f"{t.key} {v:g} {spec.unit} is above the highest value in training "
@@ -275,6 +271,13 @@ class PrognosisModel:
         logit, contrib = self.logit_and_contrib(transform_matrix(self.transforms, [used]))
         risk = float(_sigmoid(logit)[0])
         contributions = {k: float(c) for k, c in zip(self.keys, contrib[0], strict=True)}
+        for t in self.transforms:
+            if used[t.key] is None:
+                warnings.append(
+                    f"{t.key} not given: scored as the training median ({t.median:g} "
+                    f"{BY_KEY[t.key].unit}; {contributions[t.key]:+.2f} log-odds vs. the "
+                    "average training patient); the risk is less reliable"
+                )
         return Result(
             id=id,
             risk=risk,
@@ -287,13 +290,16 @@ class PrognosisModel:
     def _reasons(
         self, values: Mapping[str, float | None], contrib: Mapping[str, float]
     ) -> list[str]:
-        """The labs ordered by how much they move the risk, in plain words."""
+        """The given labs ordered by how much they move the risk, in plain words. A lab not
+        given is no reason: its warning says it was scored as the training median."""
         out = []
         for key in sorted(contrib, key=lambda k: -abs(contrib[k])):
             c = contrib[key]
             spec = BY_KEY[key]
             v = values[key]
-            shown = "missing (median used)" if v is None else f"{v:g} {spec.unit}"
+            if v is None:
+                continue
+            shown = f"{v:g} {spec.unit}"
             if abs(c) < 0.05:
                 effect = "hardly changes the risk"
             else:

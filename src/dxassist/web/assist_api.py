@@ -10,7 +10,15 @@ from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dxassist.accounts.permissions import Permission
-from dxassist.assistant.data import DATASETS, VALUE_ALIASES
+from dxassist.assistant.cli import default_note
+from dxassist.assistant.data import (
+    DATASET_INFO,
+    DATASETS,
+    DEFAULT_DATASET,
+    VALUE_ALIASES,
+    default_dataset,
+    describe,
+)
 from dxassist.assistant.engine import MAX_SYMPTOMS, MAX_TEXT, get_assistant
 from dxassist.errors import DxAssistError, InputError, ModelError
 from dxassist.store.models import User
@@ -23,7 +31,12 @@ SignedIn = Annotated[User, allow(Permission.ASSIST)]
 class AssistRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str = Field(description=f"one of {', '.join(DATASETS)}", max_length=32)
+    dataset: str | None = Field(
+        default=None,
+        description=f"one of {', '.join(DATASETS)}; default {DEFAULT_DATASET} (gmd12 when the "
+        "text is Chinese)",
+        max_length=32,
+    )
     symptoms: dict[str, str] = Field(
         default_factory=dict, description="symptom code (or English name) -> yes / no / unsure"
     )
@@ -61,12 +74,12 @@ def _assistant(dataset: str) -> Any:
 
 @router.post("/assist")
 async def assist(body: AssistRequest, _user: SignedIn) -> Response:
-    """A ranked differential (calibrated probabilities, evidence for and against), the text
+    """A ranked differential (probabilities; DDXPlus assumes equal prevalence), the text
     mappings, red flags (DDXPlus severity) and the next questions by information gain.
 
     Async on purpose: an opinion is a fraction of a millisecond of numpy, cheaper than the
     hop to the thread pool a plain function would take."""
-    assistant = _assistant(body.dataset)
+    assistant = _assistant(body.dataset or default_dataset(body.text))
     symptoms = {**body.symptoms, **body.answered}
     try:
         op = assistant.opinion(
@@ -75,19 +88,23 @@ async def assist(body: AssistRequest, _user: SignedIn) -> Response:
         )  # fmt: skip
     except DxAssistError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
+    out = op.as_dict()
+    if not body.dataset:
+        out["notes"].insert(0, default_note(assistant.dataset).replace("--dataset", "`dataset`"))
     # serialised here: the opinion is plain JSON data, and skipping FastAPI's generic encoder
     # keeps the request cheap (see bench/assist_throughput.py)
     return Response(
-        json.dumps(op.as_dict(), ensure_ascii=False, allow_nan=False),
+        json.dumps(out, ensure_ascii=False, allow_nan=False),
         media_type="application/json",
     )
 
 
 @router.get("/assist/datasets")
 def datasets(_user: SignedIn) -> dict[str, Any]:
-    """The datasets with a model installed, and their titles."""
+    """The datasets with a model installed: titles, populations, languages; the default
+    comes first."""
     rows = []
-    for name in DATASETS:
+    for name in sorted(DATASETS, key=lambda n: n != DEFAULT_DATASET):
         try:
             a = get_assistant(name)
         except DxAssistError:
@@ -98,6 +115,12 @@ def datasets(_user: SignedIn) -> dict[str, Any]:
                 "title": a.model.meta.get("dataset_title", name),
                 "symptoms": len(a.model.symptoms),
                 "diseases": len(a.model.diseases),
+                "label": DATASET_INFO[name].label,
+                "population": DATASET_INFO[name].population,
+                "language": DATASET_INFO[name].language,
+                "source": DATASET_INFO[name].source,
+                "description": describe(name),
+                "default": name == DEFAULT_DATASET,
             }
         )
     return {"datasets": rows}

@@ -7,7 +7,7 @@ Request body::
 
     {"id": "bed 12", "labs": {"LDH": 412, "hsCRP": 56, "lymphocyte_pct": 9.5}}
 
-``id`` is optional and echoed back; a lab left out or null is missing (a warning says
+``id`` is optional and echoed back; a lab left out or null is not given (a warning says
 so). The answer is the object ``dxassist prognosis predict --json`` prints:
 ``{"id", "risk", "band", "reasons", "warnings"}``. Errors: 400 body not JSON or not an
 object, 413 body too large, 415 not JSON, 422 unknown field or impossible lab value,

@@ -4,7 +4,7 @@
 (() => {
   const { api, el } = window.dx;
   const $ = (id) => document.getElementById(id);
-  const state = { dataset: null, vocab: [], byName: new Map(), chosen: new Map(), answered: new Map() };
+  const state = { dataset: null, datasets: new Map(), vocab: [], byName: new Map(), chosen: new Map(), answered: new Map() };
 
   function showError(message) {
     const box = $("assist-error");
@@ -15,16 +15,31 @@
   async function loadDatasets() {
     const data = await api("/api/v1/assist/datasets");
     const select = $("assist-dataset");
+    state.datasets = new Map(data.datasets.map((d) => [d.dataset, d]));
     select.replaceChildren(
-      ...data.datasets.map((d) => el("option", { value: d.dataset, text: `${d.title}` })),
+      ...data.datasets.map((d) =>
+        el("option", {
+          value: d.dataset,
+          text: `${d.label}: ${d.population}, ${d.language}, ${d.diseases} diseases${d.default ? " (default)" : ""}`,
+        }),
+      ),
     );
+    // the server lists the default (DDXPlus) first; a saved choice wins
     const saved = localStorage.getItem("dxassist.assist.dataset");
-    if (saved && data.datasets.some((d) => d.dataset === saved)) select.value = saved;
+    if (saved && state.datasets.has(saved)) select.value = saved;
     await loadVocab(select.value);
+  }
+
+  function showPopulation(dataset) {
+    const d = state.datasets.get(dataset);
+    $("assist-population").textContent = d
+      ? `Patients: ${d.population}. Language: ${d.language}. ${d.diseases} diseases; ${d.source}.`
+      : "";
   }
 
   async function loadVocab(dataset) {
     state.dataset = dataset;
+    showPopulation(dataset);
     localStorage.setItem("dxassist.assist.dataset", dataset);
     const data = await api(`/api/v1/assist/datasets/${encodeURIComponent(dataset)}/symptoms`);
     state.vocab = data.symptoms;
