@@ -402,6 +402,24 @@ def cmd_user_active(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_user_role(args: argparse.Namespace) -> int:
+    from dxassist.accounts.service import set_role
+    from dxassist.store.models import Role
+
+    sessions = _migrated_sessions(_service_settings())
+    with sessions() as session:
+        user = _user_or_exit(session, args.username)
+        if user is None:
+            return EXIT_USAGE
+        before = user.role.value
+        set_role(session, user, Role(args.role))
+        audit_cli.record_command(
+            session, "user_role_change", {"user": user.username, "from": before, "to": args.role}
+        )
+    print(f"user {user.username} is now {args.role} (was {before}); their sessions ended")
+    return EXIT_OK
+
+
 def cmd_user_unlock(args: argparse.Namespace) -> int:
     from dxassist.accounts import ratelimit
 
@@ -715,6 +733,12 @@ def build_parser() -> argparse.ArgumentParser:
     uu = us.add_parser("unlock", help="forget a user's failed logins (lift the rate limit)")
     uu.add_argument("username")
     uu.set_defaults(func=cmd_user_unlock)
+    ur = us.add_parser("role", help="give a user another role (ends their sessions)")
+    ur.add_argument("username")
+    ur.add_argument(
+        "--role", required=True, choices=["radiologist", "clinician", "researcher", "admin"]
+    )
+    ur.set_defaults(func=cmd_user_role)
     for verb, text in (("disable", "stop a user logging in or using tokens"), ("enable", "undo")):
         p = us.add_parser(verb, help=text)
         p.add_argument("username")

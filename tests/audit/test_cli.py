@@ -108,3 +108,44 @@ def test_bad_options_are_clear(
         assert code == 3 and words in err and "Traceback" not in err, (argv, err)
     code, out, _ = run(capsys, monkeypatch, "audit", "verify")
     assert code == 0 and out.strip() == "0 entries, chain intact"
+
+
+def test_a_role_change_is_recorded_and_ends_sessions(
+    env: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dxassist.accounts import start_session
+    from dxassist.accounts.service import find_user, resolve_session
+    from dxassist.store.db import session_factory_for
+
+    pw = "a long enough password\n"
+    assert (
+        run(
+            capsys,
+            monkeypatch,
+            "user",
+            "add",
+            "li",
+            "--role",
+            "radiologist",
+            "--password-stdin",
+            stdin=pw,
+        )[0]
+        == 0
+    )
+    sessions = session_factory_for(env.database_url)
+    with sessions() as s:
+        user = find_user(s, "li")
+        assert user is not None
+        cookie = start_session(s, user)
+    code, out, err = run(capsys, monkeypatch, "user", "role", "li", "--role", "clinician")
+    assert code == 0 and "now clinician (was radiologist)" in out, err
+    with sessions() as s:
+        assert resolve_session(s, cookie) is None  # logged out: the rights changed
+        user = find_user(s, "li")
+        assert user is not None and user.role.value == "clinician"
+    code, out, _ = run(
+        capsys, monkeypatch, "audit", "list", "--json", "--action", "user_role_change"
+    )
+    (entry,) = json.loads(out)["items"]
+    assert entry["detail"] == {"user": "li", "from": "radiologist", "to": "clinician"}
+    assert run(capsys, monkeypatch, "user", "role", "nobody", "--role", "admin")[0] == 2

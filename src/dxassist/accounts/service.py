@@ -231,6 +231,14 @@ def set_active(session: Session, user: User, active: bool) -> None:
     session.commit()
 
 
+def set_role(session: Session, user: User, role: Role) -> None:
+    """Give `user` another role; their sessions end (what they may do has changed). Their
+    API tokens keep working within the new role (scopes never widen it). Commits."""
+    user.role = role
+    session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    session.commit()
+
+
 def list_tokens(session: Session) -> list[tuple[ApiToken, User]]:
     """Every API token with its user, newest first."""
     rows = session.execute(
