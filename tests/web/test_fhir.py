@@ -80,3 +80,41 @@ def test_fhir_bundle_of_a_read_then_of_its_review(service: Service, rg1_uncr: Pa
 def test_fhir_of_an_unknown_study_is_404(service: Service) -> None:
     assert service.radiologist.get("/api/v1/studies/nope/fhir").status_code == 404
     assert service.anonymous.get("/api/v1/studies/nope/fhir").status_code == 401
+
+
+def test_the_identified_bundle_is_for_the_ehr_interface_only(
+    service: Service, rg1_uncr: Path, nih_png: Path
+) -> None:
+    cr, png = upload(service, rg1_uncr, nih_png)
+    service.drain()
+    url = f"{cr['url']}/fhir/identified"
+    # people's views stay pseudonymous; the EHR gateway's permission is results:identified
+    denied = service.radiologist.get(url)
+    assert denied.status_code == 403 and "results:identified" in denied.json()["detail"]
+    response = service.admin.get(url)
+    assert response.status_code == 200, response.text
+    bundle = response.json()
+    Bundle.model_validate(bundle)
+    source = pydicom.dcmread(rg1_uncr, stop_before_pixels=True)
+    (imaging,) = [e for e in bundle["entry"] if e["resource"]["resourceType"] == "ImagingStudy"]
+    assert imaging["resource"]["identifier"][0]["value"] == f"urn:oid:{source.StudyInstanceUID}"
+    (series,) = imaging["resource"]["series"]
+    assert series["uid"] == source.SeriesInstanceUID
+    assert series["instance"][0]["uid"] == source.SOPInstanceUID
+    (patient,) = [e for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"]
+    ids = {i["system"]: i["value"] for i in patient["resource"]["identifier"]}
+    assert ids["urn:dxassist:dicom-patient-id"] == str(source.PatientID)
+    assert patient["resource"]["name"][0]["family"] == str(source.PatientName).split("^")[0]
+    # the probabilities are those of the pseudonymous bundle
+    plain = service.admin.get(f"{cr['url']}/fhir").json()
+    values = [
+        [
+            e["resource"]["valueQuantity"]["value"]
+            for e in b["entry"]
+            if "valueQuantity" in e["resource"]
+        ]
+        for b in (plain, bundle)
+    ]
+    assert values[0] == values[1]
+    # a PNG has no original identifiers
+    assert service.admin.get(f"{png['url']}/fhir/identified").status_code == 404

@@ -23,6 +23,9 @@ class Permission(StrEnum):
     STUDIES_REVIEW = "studies:review"
     #: send a study's results to the PACS again now
     RESULTS_RESEND = "results:resend"
+    #: a study's FHIR results under the hospital's own identifiers (via the link store):
+    #: for the EHR interface's token, not for people
+    RESULTS_IDENTIFIED = "results:identified"
     #: release a study held for possibly burned-in identifying text, after looking at it
     STUDIES_RELEASE = "studies:release"
     #: the reviewed studies as a training manifest (labels, no identifiers)

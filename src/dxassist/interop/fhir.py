@@ -12,6 +12,7 @@ the hospital's own) to its patient.
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -23,6 +24,7 @@ from fhir.resources.R4B.patient import Patient
 
 from dxassist.cxr.taxonomy import DISPLAY_NAMES, FINDINGS
 from dxassist.interop.codes import FINDING_CODES
+from dxassist.privacy.linkstore import Originals
 from dxassist.store.models import Review, Study, StudyStatus
 from dxassist.timefmt import iso
 
@@ -31,6 +33,8 @@ LOINC = "http://loinc.org"
 DICOM_DCM = "http://dicom.nema.org/resources/ontology/DCM"
 UCUM = "http://unitsofmeasure.org"
 PSEUDONYM_SYSTEM = "urn:dxassist:patient-pseudonym"
+#: The hospital's DICOM Patient ID, as the modality sent it (identified bundle only).
+DICOM_PATIENT_ID_SYSTEM = "urn:dxassist:dicom-patient-id"
 DICOM_UID_SYSTEM = "urn:dicom:uid"
 #: LOINC 36554-4 "XR Chest Views" (any number of views); the reports are about one film.
 CHEST_XR = {"system": LOINC, "code": "36554-4", "display": "XR Chest Views"}
@@ -231,3 +235,42 @@ _SOP_BY_MODALITY = {
     "CR": "1.2.840.10008.5.1.4.1.1.1",
     "DX": "1.2.840.10008.5.1.4.1.1.1.1",
 }
+
+
+def reidentified(bundle: dict[str, Any], originals: Originals | None) -> dict[str, Any]:
+    """A copy of `bundle` under the hospital's own identifiers, from the link store: the
+    original StudyInstanceUID, series and instance UIDs in the ImagingStudy, and the
+    Patient's DICOM Patient ID and name. For the EHR interface only (the integration
+    path); the web views keep the pseudonymous bundle. Unchanged if no originals."""
+    if originals is None:
+        return bundle
+    out: dict[str, Any] = json.loads(json.dumps(bundle))
+    uids = originals.uids
+    for entry in out.get("entry", []):
+        resource = entry.get("resource", {})
+        kind = resource.get("resourceType")
+        if kind == "ImagingStudy":
+            if originals.study_instance_uid:
+                resource["identifier"] = [
+                    {"system": DICOM_UID_SYSTEM, "value": _oid(originals.study_instance_uid)}
+                ]
+            for series in resource.get("series", []):
+                series["uid"] = uids.get(series.get("uid", ""), series.get("uid"))
+                for instance in series.get("instance", []):
+                    instance["uid"] = uids.get(instance.get("uid", ""), instance.get("uid"))
+        elif kind == "Patient":
+            if originals.patient_id:
+                resource["identifier"] = [
+                    *resource.get("identifier", []),
+                    {"system": DICOM_PATIENT_ID_SYSTEM, "value": originals.patient_id},
+                ]
+            if originals.patient_name:
+                family, _, given = originals.patient_name.split("=")[0].partition("^")
+                name: dict[str, Any] = {"text": originals.patient_name.replace("^", " ").strip()}
+                if family:
+                    name["family"] = family
+                if given:
+                    name["given"] = [g for g in given.split("^") if g]
+                resource["name"] = [name]
+    Bundle.model_validate(out)  # still valid FHIR
+    return out

@@ -22,7 +22,9 @@ from dxassist.cxr.taxonomy import FINDINGS, PNEUMONIA_UNTYPED, REVIEW_LABELS
 from dxassist.errors import DxAssistError
 from dxassist.ingest import ReceiveError, receive_files
 from dxassist.interop.fhir import FhirUnavailableError, study_bundle
+from dxassist.interop.fhir import reidentified as fhir_reidentified
 from dxassist.jobs.tasks import ensure_preview, heatmap_layer_relpath, heatmap_relpath
+from dxassist.privacy.linkstore import LinkStore
 from dxassist.store import repository
 from dxassist.store.models import Study, StudyStatus, User
 from dxassist.training_export import EXPORT_COLUMNS, export_rows
@@ -30,6 +32,7 @@ from dxassist.web.audit import record, record_worklist
 from dxassist.web.deps import (
     DB,
     Exporter,
+    Integrator,
     Reader,
     Releaser,
     Resender,
@@ -369,6 +372,41 @@ def study_fhir(request: Request, session: DB, user: Reader, study_id: str) -> Re
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
     record(request, session, user, Action.FHIR_VIEW, study.id)
     return Response(json.dumps(bundle), media_type="application/fhir+json")
+
+
+@router.get("/studies/{study_id}/fhir/identified")
+def study_fhir_identified(
+    request: Request, state: State, session: DB, user: Integrator, study_id: str
+) -> Response:
+    """The same Bundle under the hospital's identifiers (original StudyInstanceUID, series
+    and instance UIDs, Patient ID and name, from the encrypted link store), for the EHR
+    interface. Needs results:identified (admins; give the EHR gateway a token scoped to
+    it). 404 when the link store has no originals for the study (e.g. a PNG upload)."""
+    study = _study_or_404(session, study_id)
+    same_study = (
+        repository.studies_in_dicom_study(session, study.study_instance_uid, study.patient_key)
+        if study.study_instance_uid
+        else [study]
+    )
+    try:
+        bundle = study_bundle(study, same_study, repository.latest_review(session, study.id))
+    except FhirUnavailableError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    originals = (
+        LinkStore.open(state.settings.data_dir).original_uids(study.study_instance_uid)
+        if study.study_instance_uid
+        else None
+    )
+    if originals is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            detail=f"study {study_id} has no original identifiers (it was not DICOM, or it "
+            "predates the link store): use the pseudonymous /fhir",
+        )
+    record(request, session, user, Action.FHIR_VIEW, study.id, {"identified": True})
+    return Response(
+        json.dumps(fhir_reidentified(bundle, originals)), media_type="application/fhir+json"
+    )
 
 
 @router.post("/studies/{study_id}/release", status_code=status.HTTP_202_ACCEPTED)
