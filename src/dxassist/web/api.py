@@ -339,11 +339,7 @@ def get_study(
     thresholds = None
     if (study.model_name, study.model_version) == (info.name, info.version):
         thresholds = {"priority": info.thresholds.priority, "urgent": info.thresholds.urgent}
-    same_study = (
-        repository.studies_in_dicom_study(session, study.study_instance_uid, study.patient_key)
-        if study.study_instance_uid
-        else [study]
-    )
+    same_study = _same_study(session, study)
     record(request, session, user, Action.STUDY_VIEW, study.id)
     return detail(
         study,
@@ -354,6 +350,23 @@ def get_study(
     )
 
 
+def _same_study(session: DB, study: Study) -> list[Study]:
+    """The images of the study's DICOM study (same StudyInstanceUID and patient)."""
+    if not study.study_instance_uid:
+        return [study]
+    return repository.studies_in_dicom_study(session, study.study_instance_uid, study.patient_key)
+
+
+def _fhir_bundle(session: DB, study: Study) -> dict[str, Any]:
+    """The study's pseudonymous FHIR Bundle; 409 until it is ready."""
+    try:
+        return study_bundle(
+            study, _same_study(session, study), repository.latest_review(session, study.id)
+        )
+    except FhirUnavailableError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+
+
 @router.get("/studies/{study_id}/fhir")
 def study_fhir(request: Request, session: DB, user: Reader, study_id: str) -> Response:
     """The AI read as a FHIR R4 Bundle (collection): a DiagnosticReport (preliminary until
@@ -361,15 +374,7 @@ def study_fhir(request: Request, session: DB, user: Reader, study_id: str) -> Re
     per finding with its probability as valueQuantity, the ImagingStudy and the
     pseudonymous Patient. 409 until the study is ready."""
     study = _study_or_404(session, study_id)
-    same_study = (
-        repository.studies_in_dicom_study(session, study.study_instance_uid, study.patient_key)
-        if study.study_instance_uid
-        else [study]
-    )
-    try:
-        bundle = study_bundle(study, same_study, repository.latest_review(session, study.id))
-    except FhirUnavailableError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    bundle = _fhir_bundle(session, study)
     record(request, session, user, Action.FHIR_VIEW, study.id)
     return Response(json.dumps(bundle), media_type="application/fhir+json")
 
@@ -383,15 +388,7 @@ def study_fhir_identified(
     interface. Needs results:identified (admins; give the EHR gateway a token scoped to
     it). 404 when the link store has no originals for the study (e.g. a PNG upload)."""
     study = _study_or_404(session, study_id)
-    same_study = (
-        repository.studies_in_dicom_study(session, study.study_instance_uid, study.patient_key)
-        if study.study_instance_uid
-        else [study]
-    )
-    try:
-        bundle = study_bundle(study, same_study, repository.latest_review(session, study.id))
-    except FhirUnavailableError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    bundle = _fhir_bundle(session, study)
     originals = (
         LinkStore.open(state.settings.data_dir).original_uids(study.study_instance_uid)
         if study.study_instance_uid
