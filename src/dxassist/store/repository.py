@@ -192,20 +192,7 @@ def mark_ready(
     delivery of its results to each destination in `deliver_to` (so a crash between the
     two can never lose one). Commits."""
     study = _require(session, study_id)
-    now = utcnow()
-    known = {d.destination for d in deliveries_for(session, study_id)}
-    for destination in deliver_to:
-        if destination not in known:
-            session.add(
-                Delivery(
-                    study_id=study_id,
-                    destination=destination,
-                    status=DeliveryStatus.PENDING,
-                    attempts=0,
-                    created_at=now,
-                    next_attempt_at=now,
-                )
-            )
+    _add_deliveries(session, study_id, deliver_to)
     study.status = StudyStatus.READY
     study.failure_reason = None
     study.probabilities = {k: float(v) for k, v in probabilities.items()}
@@ -434,6 +421,28 @@ def reviewed_studies(session: Session) -> list[tuple[Study, Review]]:
     return out
 
 
+def _add_deliveries(session: Session, study_id: str, destinations: Sequence[str]) -> int:
+    """Add a pending, due-now delivery to each destination the study has none for; the
+    caller commits. Returns how many were added."""
+    known = {d.destination for d in deliveries_for(session, study_id)}
+    now = utcnow()
+    added = 0
+    for destination in destinations:
+        if destination not in known:
+            session.add(
+                Delivery(
+                    study_id=study_id,
+                    destination=destination,
+                    status=DeliveryStatus.PENDING,
+                    attempts=0,
+                    created_at=now,
+                    next_attempt_at=now,
+                )
+            )
+            added += 1
+    return added
+
+
 def studies_in_dicom_study(
     session: Session, study_instance_uid: str, patient_key: str | None
 ) -> list[Study]:
@@ -469,23 +478,9 @@ def adopt_for_delivery(
     if study.source != "dicom":
         study.source = "dicom"
         study.calling_ae = calling_ae
-    added = 0
-    if study.status == StudyStatus.READY:
-        known = {d.destination for d in deliveries_for(session, study_id)}
-        now = utcnow()
-        for destination in destinations:
-            if destination not in known:
-                session.add(
-                    Delivery(
-                        study_id=study_id,
-                        destination=destination,
-                        status=DeliveryStatus.PENDING,
-                        attempts=0,
-                        created_at=now,
-                        next_attempt_at=now,
-                    )
-                )
-                added += 1
+    added = (
+        _add_deliveries(session, study_id, destinations) if study.status == StudyStatus.READY else 0
+    )
     session.commit()
     return added
 
