@@ -429,6 +429,7 @@ def cmd_user_unlock(args: argparse.Namespace) -> int:
         if user is None:
             return EXIT_USAGE
         n = ratelimit.clear(session, user.username)
+        audit_cli.record_command(session, "user_unlock", {"user": user.username, "cleared": n})
     print(
         f"user {user.username} unlocked ({n} recent failed login{'s' if n != 1 else ''} "
         "forgotten); a lock on the client address, if any, ends by itself "
@@ -613,7 +614,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"    {prog} user add NAME --role radiologist"
         )
     print(f"Worklist: http://{args.host}:{args.port}/   (Ctrl+C stops)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+    # X-Forwarded-For is not trusted (a local client could pick its own address for the
+    # login limit and the audit trail); behind a proxy the client is the proxy's address
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        access_log=False,
+        proxy_headers=False,
+    )
     return EXIT_OK
 
 

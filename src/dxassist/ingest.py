@@ -143,14 +143,74 @@ def _uid(value: str | None, what: str, warnings: list[str]) -> str | None:
     return None
 
 
+#: The values dxassist keeps of the code strings it stores (others are dropped: a field
+#: that should say "PA" or "F" can hold anything, a name or an MRN included).
+ALLOWED_CODES: dict[str, frozenset[str]] = {
+    "View Position": frozenset(
+        {
+            "AP",
+            "PA",
+            "LL",
+            "RL",
+            "LLD",
+            "RLD",
+            "LLO",
+            "RLO",
+            "LAT",
+            "LATERAL",
+            "LPO",
+            "RPO",
+            "LAO",
+            "RAO",
+            "AP SUPINE",
+            "AP ERECT",
+            "PA ERECT",
+        }
+    ),
+    "Patient Sex": frozenset({"M", "F", "O"}),
+    "Modality": frozenset(
+        {
+            "CR",
+            "DX",
+            "OT",
+            "SC",
+            "CT",
+            "MR",
+            "US",
+            "NM",
+            "PT",
+            "XA",
+            "RF",
+            "MG",
+            "IO",
+            "PX",
+            "SR",
+            "DOC",
+            "KO",
+            "PR",
+            "SEG",
+            "RTIMAGE",
+            "SM",
+            "ES",
+            "XC",
+            "BMD",
+            "OP",
+            "REG",
+        }
+    ),
+}
+
+
 def _code(value: str | None, what: str, limit: int, warnings: list[str]) -> str | None:
-    """A DICOM code string (upper-case letters, digits, space, _) or None, with a warning."""
+    """A DICOM code string from the values dxassist keeps for `what`, or None with a
+    warning (which never repeats the value: it may be an identifier)."""
     if value is None or not value.strip():
         return None
     text = value.strip().upper()
-    if len(text) <= limit and _CS_RE.match(text):
+    allowed = ALLOWED_CODES.get(what)
+    if len(text) <= limit and _CS_RE.match(text) and (allowed is None or text in allowed):
         return text
-    warnings.append(f"{what} {value[:40]!r} is not a valid DICOM code string; ignored")
+    warnings.append(f"{what} is not one of the values dxassist expects there; ignored")
     return None
 
 
@@ -179,6 +239,25 @@ def _fingerprint(data: bytes, secret: bytes) -> str:
     return hmac.new(secret, data, hashlib.sha256).hexdigest()
 
 
+#: Patient-module (group 0010) attributes kept after de-identification: the pseudonymous
+#: name and ID, the emptied birth date, and the characteristics the reader uses. Every other
+#: group 0010 attribute goes, also those the profile's table does not list (birth date in an
+#: alternative calendar, death date...): stricter than the Basic Profile.
+PATIENT_KEEP = frozenset({0x00100010, 0x00100020, 0x00100030, 0x00100040, 0x00101010})
+
+
+def _stricter(ds: pydicom.Dataset) -> None:
+    """On top of the profile: no group 0010 attribute but :data:`PATIENT_KEEP`, and Patient
+    Sex / View Position only with the values a radiograph has (free text can hide a name)."""
+    for elem in list(ds):
+        if elem.tag.group == 0x0010 and int(elem.tag) not in PATIENT_KEEP:
+            del ds[elem.tag]
+    for keyword, what in (("PatientSex", "Patient Sex"), ("ViewPosition", "View Position")):
+        value = str(ds.get(keyword) or "").strip().upper()
+        if value and value not in ALLOWED_CODES[what]:
+            setattr(ds, keyword, "")
+
+
 def _deidentified(
     data: bytes, filename: str, secret: bytes
 ) -> tuple[bytes, LinkRecord, str | None]:
@@ -188,6 +267,7 @@ def _deidentified(
         ds = pydicom.dcmread(io.BytesIO(data))
         quarantine = needs_quarantine(ds)
         result = deidentify(ds, secret, DEID_OPTIONS)
+        _stricter(result.dataset)
         buffer = io.BytesIO()
         result.dataset.save_as(buffer, enforce_file_format=True)
     except Exception as exc:
@@ -209,8 +289,9 @@ def _pseudonymised(fields: dict[str, Any], record: LinkRecord, source: str) -> N
         ("sop_instance_uid", record.pseudo_sop_instance_uid),
     ):
         fields[key] = pseudo if fields.get(key) else None
-    if source == "dicom" and fields["sop_instance_uid"]:
-        # over the network the "file name" is the instance UID: keep only the pseudonym
+    if fields["sop_instance_uid"]:
+        # a file name is free text (often the patient's name or ID): a DICOM instance is
+        # shown by its pseudonymous UID, over the network and uploaded alike
         fields["original_filename"] = f"{fields['sop_instance_uid']}.dcm"
 
 
@@ -262,6 +343,7 @@ def _check(
             raise
         kept = _header_fields(data, filename, secret, str(exc).removeprefix(f"{filename}: "))
         stored, record, _burned = _deidentified(data, filename, secret)  # never analysed
+        kept["original_filename"] = "dicom-instance.dcm"
         _pseudonymised(kept, record, source)
         return _Checked(stored, filename, _fingerprint(data, secret), kept, record)
     meta = radiograph.meta
@@ -290,8 +372,11 @@ def _check(
                 "or set DXASSIST_ALLOW_BURNED_IN=1)"
             )
         return _Checked(stored, filename, _fingerprint(data, secret), fields, record)
-    # PNG/JPEG: the pixels only; EXIF, XMP, text chunks and comments are dropped
-    return _Checked(strip_image_metadata(data), filename, _fingerprint(data, secret), fields)
+    # PNG/JPEG: the pixels only; EXIF, XMP, text chunks and comments are dropped; the name
+    # the file was sent under (free text, often the patient's) is not kept either
+    fingerprint = _fingerprint(data, secret)
+    fields["original_filename"] = f"image-{fingerprint[:10]}.{meta.source_format}"
+    return _Checked(strip_image_metadata(data), filename, fingerprint, fields)
 
 
 def receive_files(

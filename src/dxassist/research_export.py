@@ -229,6 +229,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         except ExportError as exc:
             _err(str(exc))
             return 2
+        from dxassist.audit import cli as audit_cli
+
+        audit_cli.record_command(
+            session,
+            "export_research",
+            {"rows": summary.rows, "patients": summary.patients, "out": out.name},
+        )
     for reason in summary.skipped:
         _err(f"left out {reason}")
     print(

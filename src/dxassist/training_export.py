@@ -62,6 +62,8 @@ def export_rows(
 ) -> Iterator[dict[str, Any]]:
     """One manifest row per reviewed study (its newest review's primary label)."""
     for study, review in reviewed:
+        if str(study.status) == "quarantined":  # its pixels may identify: never exported
+            continue
         patient = study.patient_key or f"study-{study.id}"
         yield {
             "path": str((settings.data_dir / study.file_path).absolute()),

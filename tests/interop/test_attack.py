@@ -356,3 +356,44 @@ def test_burned_in_text_is_quarantined_until_an_admin_releases_it(
         assert any("Burned In Annotation" in w for w in study.warnings or [])
     finally:
         r.stop()
+
+
+def test_another_patient_reusing_the_study_uid_never_lends_its_identity(
+    settings: Settings, sessions: sessionmaker[Session], model: CxrModel, rg1_uncr: Path
+) -> None:
+    """From a privacy attack pass: one instance with the same StudyInstanceUID but another
+    PatientID made the whole study's results go out under that other patient."""
+    pacs = Pacs([ExplicitVRLittleEndian])
+    s = Settings(
+        data_dir=settings.data_dir,
+        database_url=settings.database_url,
+        destinations=(DicomDestination("PACS", "127.0.0.1", pacs.port),),
+    )
+    r = DicomReceiver(s, sessions, port=0, host="127.0.0.1")
+    r.start()
+    sender = Sender(s, sessions)
+    try:
+        real = pydicom.dcmread(rg1_uncr)
+        assert c_store(r.bound_port, real) == 0
+        intruder = pydicom.dcmread(rg1_uncr)
+        intruder.SOPInstanceUID = pydicom.uid.generate_uid()
+        intruder.PatientID, intruder.PatientName = "OTHERPAT777", "Doe^Jane"
+        intruder.PixelData = bytes(reversed(intruder.PixelData))  # another film
+        assert c_store(r.bound_port, intruder) == 0
+        Worker(s, model, sessions).drain()
+        sender.run_once(wait=True)
+        by_source: dict[str, str] = {}
+        for ds in pacs.received:
+            if ds.Modality == "SR":
+                ref = ds.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
+                by_source[str(ref.ReferencedSOPSequence[0].ReferencedSOPInstanceUID)] = str(
+                    ds.PatientID
+                )
+        assert by_source == {
+            str(real.SOPInstanceUID): str(real.PatientID),
+            str(intruder.SOPInstanceUID): "OTHERPAT777",
+        }
+    finally:
+        sender.stop()
+        r.stop()
+        pacs.server.shutdown()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from pathlib import Path
 
 import pydicom
@@ -33,7 +34,9 @@ def test_receive_real_file(
     study = receive_file(settings, session, data, path.name)
 
     assert study.status == StudyStatus.RECEIVED
-    assert study.original_filename == path.name
+    # the name it was sent under is not kept (free text, often the patient's name)
+    assert path.stem not in study.original_filename
+    assert re.fullmatch(r"(2\.25\.\d+\.dcm|image-[0-9a-f]{10}\.png)", study.original_filename)
     stored = settings.data_dir / study.file_path
     assert stored.is_file()
     assert stored_files(settings) == [stored]  # no temp file left behind

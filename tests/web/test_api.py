@@ -156,7 +156,10 @@ def test_upload_is_durable_before_the_answer_then_analysed(
     service: Service, rg1_uncr: Path, nih_png: Path, model: CxrModel, tmp_path: Path
 ) -> None:
     studies = upload(service, rg1_uncr, nih_png)
-    assert [s["original_filename"] for s in studies] == [rg1_uncr.name, nih_png.name]
+    # shown by a pseudonymous name, never the one it was sent under (often the patient's)
+    names = [s["original_filename"] for s in studies]
+    assert names[0].startswith("2.25.") and names[0].endswith(".dcm")
+    assert names[1].startswith("image-") and nih_png.stem not in names[1]
     assert all(s["status"] == "received" and not s["duplicate"] for s in studies)
     # the worker has not run: the files and rows exist already
     assert len(stored_files(service)) == 2

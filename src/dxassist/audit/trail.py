@@ -71,6 +71,8 @@ class Action(StrEnum):
     USER_PASSWD = "user_passwd"
     USER_DISABLE = "user_disable"
     USER_ENABLE = "user_enable"
+    USER_UNLOCK = "user_unlock"
+    EXPORT_RESEARCH = "export_research"
     TOKEN_CREATE = "token_create"
     TOKEN_REVOKE = "token_revoke"
     AUDIT_VIEW = "audit_view"

@@ -285,10 +285,19 @@ class Sender:
                 # the integration path is the one reader of the link store: the PACS gets
                 # the results under the study's original identifiers
                 originals = (
-                    LinkStore.open(self.settings.data_dir).original_uids(study.study_instance_uid)
+                    LinkStore.open(self.settings.data_dir).original_uids(
+                        study.study_instance_uid, study.sop_instance_uid
+                    )
                     if study.study_instance_uid
                     else None
                 )
+                if originals is None:
+                    # never file results in the PACS under pseudonyms it does not know
+                    raise BuildError(
+                        "the link store has no original identifiers for this image (received "
+                        "before de-identification, or its record is missing), so the PACS "
+                        "could not match the results to its study; not sent"
+                    )
                 objects = reidentified(objects, originals)
             except (BuildError, SettingsError, LinkKeyError) as exc:
                 log.warning(

@@ -30,7 +30,13 @@ def _text(ds: Dataset, keyword: str) -> str:
         value = ds.get(keyword)
     except Exception:  # an unreadable value counts as absent
         return ""
-    return "" if value is None else str(value).strip().upper()
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        # YES\NO and the like: any YES counts as YES (the safe reading)
+        values = [str(v).strip().upper() for v in value]
+        return "YES" if "YES" in values else (values[0] if values else "")
+    return str(value).strip().upper()
 
 
 def needs_quarantine(ds: Dataset) -> str | None:

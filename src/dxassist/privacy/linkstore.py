@@ -155,10 +155,16 @@ class LinkStore:
                 "INSERT INTO link (study, nonce, sealed) VALUES (?, ?, ?)", (study, nonce, sealed)
             )
 
-    def original_uids(self, pseudo_study_uid: str) -> Originals | None:
+    def original_uids(
+        self, pseudo_study_uid: str, pseudo_sop_instance_uid: str | None = None
+    ) -> Originals | None:
         """The originals of a study by its pseudonymous UID; None if it is not in the store.
 
-        Raises :class:`LinkKeyError` if the rows do not decrypt with this key."""
+        With `pseudo_sop_instance_uid`, the patient, accession and dates are those of that
+        instance's own record, and the UIDs only those of records of the same patient: an
+        instance of another patient that reuses the StudyInstanceUID (a mistake, or an
+        attack) can never lend its identity to this one. None if that instance has no
+        record. Raises :class:`LinkKeyError` if the rows do not decrypt with this key."""
         study = self._index(pseudo_study_uid)
         with contextlib.closing(self._connect()) as conn:
             rows = conn.execute(
@@ -177,6 +183,12 @@ class LinkStore:
                 ) from None
             records.append(LinkRecord.from_json(plain.decode("utf-8")))
         last = records[-1]
+        if pseudo_sop_instance_uid is not None:
+            own = [r for r in records if r.pseudo_sop_instance_uid == pseudo_sop_instance_uid]
+            if not own:
+                return None
+            last = own[-1]
+            records = [r for r in records if r.pseudo_patient_id == last.pseudo_patient_id]
         uids: dict[str, str] = {}
         for record in records:
             uids.update({pseudo: original for original, pseudo in record.uids.items()})

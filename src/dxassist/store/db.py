@@ -25,6 +25,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # REPLACE deletes the row it replaces: with this, that delete fires the audit
+        # table's no-DELETE trigger too (otherwise INSERT OR REPLACE rewrites an entry)
+        cursor.execute("PRAGMA recursive_triggers=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()

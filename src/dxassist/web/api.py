@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from dxassist.accounts.permissions import Permission, allowed
 from dxassist.audit.trail import Action
 from dxassist.cxr.taxonomy import FINDINGS, PNEUMONIA_UNTYPED, REVIEW_LABELS
 from dxassist.errors import DxAssistError
@@ -390,7 +391,9 @@ def study_fhir_identified(
     study = _study_or_404(session, study_id)
     bundle = _fhir_bundle(session, study)
     originals = (
-        LinkStore.open(state.settings.data_dir).original_uids(study.study_instance_uid)
+        LinkStore.open(state.settings.data_dir).original_uids(
+            study.study_instance_uid, study.sop_instance_uid
+        )
         if study.study_instance_uid
         else None
     )
@@ -444,8 +447,18 @@ def _png(path: Path) -> FileResponse:
 def study_image(
     request: Request, state: State, session: DB, user: Reader, study_id: str
 ) -> FileResponse:
-    """The radiograph as an 8-bit PNG (longest side at most 2048 px), display-ready."""
+    """The radiograph as an 8-bit PNG (longest side at most 2048 px), display-ready. A
+    quarantined study's image (it may show identifying text) only for those who may
+    release it."""
     study = _study_or_404(session, study_id)
+    if study.status == StudyStatus.QUARANTINED and not allowed(
+        user.role, Permission.STUDIES_RELEASE
+    ):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail="this image is quarantined (it may show burned-in identifying text): only "
+            "an administrator (studies:release) can look at it until it is released",
+        )
     try:
         path = ensure_preview(state.settings, study)
     except DxAssistError as exc:
@@ -585,10 +598,11 @@ def review_study(
     worklist. Reviewing again corrects it (the newest review counts). Answers with the
     review and the most urgent open study (`next_study_id`)."""
     study = _study_or_404(session, study_id)
-    if study.status in (StudyStatus.RECEIVED, StudyStatus.ANALYSING):
+    if study.status in (StudyStatus.RECEIVED, StudyStatus.ANALYSING, StudyStatus.QUARANTINED):
         raise HTTPException(
             status.HTTP_409_CONFLICT,
-            detail=f"study {study_id} is still {study.status}; review it once it is ready",
+            detail=f"study {study_id} is still {study.status}; review it once it is ready "
+            "(a quarantined study once an administrator has released it)",
         )
     labels = _check_review(body, study)
     try:

@@ -57,7 +57,8 @@ def record_worklist(request: Request, session: Session, user: User, total: int, 
             session,
             user,
             audit.Action.WORKLIST_VIEW,
-            detail={"query": str(request.url.query), "total": total, "shown": shown},
+            # the filter names only: a query string is free text anyone can put a name in
+            detail={"filters": sorted(request.query_params.keys()), "total": total, "shown": shown},
         )
     except audit.AuditUnavailableError:
         throttle.forget(key)
