@@ -91,3 +91,21 @@ def test_a_clinician_lands_on_a_page_the_role_may_use(service: Service) -> None:
         client.close()
     assert allowed(Role.CLINICIAN, Permission.STUDIES_READ)
     assert not allowed(Role.RESEARCHER, Permission.STUDIES_READ)
+
+
+def test_the_viewer_offers_the_review_only_to_roles_that_may_review(
+    service: Service, nih_png: Path
+) -> None:
+    (study,) = upload(service, nih_png)
+    with service.sessions() as session:
+        create_user(session, "dr-wu", PASSWORD, "clinician")
+    clinician = TestClient(service.app, base_url="http://testserver")
+    clinician.post("/login", data=login_fields(clinician, username="dr-wu", password=PASSWORD))
+    page = clinician.get(f"/studies/{study['id']}")
+    assert page.status_code == 200 and 'data-can-review="no"' in page.text
+    mine = service.radiologist.get(f"/studies/{study['id']}")
+    assert 'data-can-review="yes"' in mine.text
+    # and the API agrees with the page
+    r = clinician.post(f"{study['url']}/review", json={"labels": ["normal"]})
+    assert r.status_code == 403
+    clinician.close()

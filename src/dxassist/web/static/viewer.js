@@ -644,9 +644,17 @@
     const hasAi = Boolean(s.ai);
     const waiting = s.status === "received" || s.status === "analysing";
     $("agree-field").hidden = !hasAi;
-    setFormEnabled(!waiting && !busy);
-    if (waiting) say("The review opens once the AI read is ready.", "info");
-    else if (message.textContent === "The review opens once the AI read is ready.") say("");
+    if (root.dataset.canReview === "no") {
+      // a clinician reads results; reviews are for radiologists (studies:review)
+      setFormEnabled(false);
+      $("labels-field").hidden = true;
+      $("agree-field").hidden = true;
+      say("Your role can read this study; reviews are made by radiologists.", "info");
+    } else {
+      setFormEnabled(!waiting && !busy);
+      if (waiting) say("The review opens once the AI read is ready.", "info");
+      else if (message.textContent === "The review opens once the AI read is ready.") say("");
+    }
     const box = $("existing-review");
     const r = s.review;
     box.hidden = !r;
