@@ -118,6 +118,23 @@ def _read_json(path: Path) -> Any:
         return json.load(fh)
 
 
+def _goal_case(x: dict[str, Any], text_key: str | None = None) -> Case:
+    """One case of a goal-set file (the MZ-4 / Dxy / SD-90 format of Wei et al. 2018)."""
+    text = (x.get(text_key) or "").strip() if text_key else ""
+    return Case(
+        id=str(x["consult_id"]),
+        disease=x["disease_tag"],
+        explicit=_bool_slots(x["goal"]["explicit_inform_slots"]),
+        implicit=_bool_slots(x["goal"]["implicit_inform_slots"]),
+        text=text or None,
+    )
+
+
+def _lines(path: Path) -> list[str]:
+    """The non-blank lines of a UTF-8 list file, stripped."""
+    return [s.strip() for s in path.read_text(encoding="utf-8").splitlines() if s.strip()]
+
+
 def _bool_slots(slots: dict[str, Any]) -> dict[str, int]:
     out = {}
     for k, v in slots.items():
@@ -215,17 +232,8 @@ def load_mz4() -> Benchmark:
     raw = _read_json(root / "mz_acl2018_goal_set.json")
     slots = _read_json(root / "mz_acl2018_slot_set.json")
 
-    def case(x: dict[str, Any]) -> Case:
-        return Case(
-            id=str(x["consult_id"]),
-            disease=x["disease_tag"],
-            explicit=_bool_slots(x["goal"]["explicit_inform_slots"]),
-            implicit=_bool_slots(x["goal"]["implicit_inform_slots"]),
-            text=x.get("self_report_text") or None,
-        )
-
-    train = [case(x) for x in raw["train"]]
-    test = [case(x) for x in raw["test"]]
+    train = [_goal_case(x, "self_report_text") for x in raw["train"]]
+    test = [_goal_case(x, "self_report_text") for x in raw["test"]]
     fit, val = carve_val(train)
     symptoms = [s for s, _ in sorted(slots.items(), key=lambda kv: kv[1]) if s != "disease"]
     diseases = sorted({c.disease for c in train})
@@ -301,22 +309,13 @@ def load_dxy() -> Benchmark:
     root = symptoms_root() / "dxy"
     raw = _read_json(root / "dxy_dialog_data_dialog_v2.json")
 
-    def case(x: dict[str, Any]) -> Case:
-        return Case(
-            id=str(x["consult_id"]),
-            disease=x["disease_tag"],
-            explicit=_bool_slots(x["goal"]["explicit_inform_slots"]),
-            implicit=_bool_slots(x["goal"]["implicit_inform_slots"]),
-            text=(x.get("self_repo") or "").strip() or None,
-        )
-
-    train = [case(x) for x in raw["train"]]
-    test = [case(x) for x in raw["test"]]
+    train = [_goal_case(x, "self_repo") for x in raw["train"]]
+    test = [_goal_case(x, "self_repo") for x in raw["test"]]
     fit, val = carve_val(train)
     symptoms = _vocab(train + test)  # the 41 normalised symptoms (all_norm_symptoms.txt)
     norm = root / "all_norm_symptoms.txt"
     if norm.is_file():
-        listed = [s.strip() for s in norm.read_text(encoding="utf-8").splitlines() if s.strip()]
+        listed = _lines(norm)
         symptoms = listed + [s for s in symptoms if s not in listed]
     diseases = sorted({c.disease for c in train})
     return Benchmark(
@@ -352,11 +351,9 @@ def load_gmd12() -> Benchmark:
         ]
 
     train, val, test = cases("train"), cases("dev"), cases("test")
-    sym_file = root / "gmd_symptom.txt"
-    symptoms = [s.strip() for s in sym_file.read_text(encoding="utf-8").splitlines() if s.strip()]
+    symptoms = _lines(root / "gmd_symptom.txt")
     symptoms += [s for s in _vocab(train + val + test) if s not in symptoms]
-    dis_file = root / "gmd_disease.txt"
-    diseases = [s.strip() for s in dis_file.read_text(encoding="utf-8").splitlines() if s.strip()]
+    diseases = _lines(root / "gmd_disease.txt")
     return Benchmark(
         name="gmd12",
         title="GMD-12 (12 diseases, 2,390 cases; Chinese with English names)",
@@ -380,16 +377,8 @@ def load_sd90() -> Benchmark:
     slots = _read_json(root / "sd90_slot_set.json")
     probs = _read_json(root / "sd90_disease_symptom_probabilities.json")
 
-    def case(x: dict[str, Any]) -> Case:
-        return Case(
-            id=str(x["consult_id"]),
-            disease=x["disease_tag"],
-            explicit=_bool_slots(x["goal"]["explicit_inform_slots"]),
-            implicit=_bool_slots(x["goal"]["implicit_inform_slots"]),
-        )
-
-    train = [case(x) for x in raw["train"]]
-    test = [case(x) for x in raw["test"]]
+    train = [_goal_case(x) for x in raw["train"]]
+    test = [_goal_case(x) for x in raw["test"]]
     fit, val = carve_val(train)
     symptoms = [s for s, _ in sorted(slots.items(), key=lambda kv: kv[1]) if s != "disease"]
     diseases = sorted(probs, key=lambda d: probs[d]["index"])
